@@ -1,0 +1,1 @@
+"""cvmatch.testing: throwaway PostgreSQL, nats-server and Envoy for tests and local runs."""

@@ -1,0 +1,1 @@
+"""cvmatch gateway service."""

@@ -1,0 +1,1 @@
+"""cvmatch notifier service."""
