@@ -1,0 +1,1 @@
+"""cvmatch billing service."""
