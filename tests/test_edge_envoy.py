@@ -221,3 +221,44 @@ def test_native_grpc_on_the_same_port(edge: tuple[str, int]) -> None:
             assert json.loads(md["x-cvmatch-error-body"])["error"]["code"] == "INSUFFICIENT_CREDITS"
 
     asyncio.run(call())
+
+
+def test_kubernetes_config_is_current_and_valid(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    committed = (repo / "deploy" / "k8s" / "envoy.yaml").read_text()
+    import subprocess
+    import sys
+
+    out = tmp_path / "envoy.yaml"
+    subprocess.run([sys.executable, str(repo / "tools" / "render_envoy.py"), "--k8s", "--out", str(out)], check=True,
+                   capture_output=True)
+    assert out.read_text() == committed, "deploy/k8s/envoy.yaml is stale: run tools/render_envoy.py --k8s"
+    # Validate with local files in place of the mounted ones (validation opens the descriptor and Lua).
+    local = committed.replace("/etc/envoy/cvmatch.pb", str(repo / "deploy" / "envoy" / "cvmatch.pb")).replace(
+        "/etc/envoy/cvmatch_edge.lua", str(repo / "deploy" / "envoy" / "cvmatch_edge.lua"))
+    result = Envoy.validate(local)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_backend_that_starts_after_envoy_is_noticed_within_seconds() -> None:
+    grpc_port_holder = BackgroundServer()
+    http_port, admin_port = free_port(), free_port()
+    envoy = Envoy(render_envoy_config(http_port, admin_port, {"gateway": [("127.0.0.1", grpc_port_holder.port)]}),
+                  http_port, admin_port).start()
+    try:
+        first = httpx.get(f"http://127.0.0.1:{http_port}/api/credits/balance")
+        assert first.status_code == 503
+        assert first.json()["error"]["code"] == "UNAVAILABLE"
+        grpc_port_holder.start()
+        started = time.monotonic()
+        while time.monotonic() - started < 10:
+            if httpx.get(f"http://127.0.0.1:{http_port}/api/credits/balance").status_code == 200:
+                break
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+        assert elapsed < 10, "Envoy did not notice the late backend"
+    finally:
+        envoy.cleanup()
+        grpc_port_holder.stop()

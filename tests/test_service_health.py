@@ -1,0 +1,52 @@
+"""A service's gRPC health follows its dependencies and its shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from grpc_health.v1 import health_pb2
+
+from cvmatch.testing.servers import Nats, free_port
+from cvmatch.testing.stack import check_health
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def wait_for(address: str, status: int, timeout: float = 20.0) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check_health(address) == status:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"{address} never reached health status {status}")
+
+
+def test_not_serving_while_nats_is_down(database_url: str, tmp_path: Path) -> None:
+    (tmp_path / "nats").mkdir()
+    nats = Nats(tmp_path / "nats").start()
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats.url, "NOTIFIER_GRPC_PORT": str(port),
+           "HEALTH_CHECK_INTERVAL_SECONDS": "0.2"}
+    subprocess.run([sys.executable, "-m", "cvmatch.notifier", "migrate"], env=env, check=True, capture_output=True)
+    log = open(tmp_path / "notifier.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "cvmatch.notifier"], env=env, stdout=log, stderr=log)
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_for(address, SERVING, 30)
+        nats.stop()
+        wait_for(address, NOT_SERVING, 10)
+        restarted = Nats(tmp_path / "nats", port=nats.port).start()
+        wait_for(address, SERVING, 20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        restarted.stop()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        nats.stop()
