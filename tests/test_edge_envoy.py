@@ -17,6 +17,9 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from google.api import httpbody_pb2
+from google.rpc import error_details_pb2, status_pb2
+
 from cvmatch.api.gateway.v1 import gateway_service_pb2 as gw
 from cvmatch.api.gateway.v1 import gateway_service_pb2_grpc as gw_grpc
 from cvmatch.api.gateway.v1 import resources_pb2
@@ -24,8 +27,6 @@ from cvmatch.platform import errors
 from cvmatch.platform.interceptors import ErrorInterceptor
 from cvmatch.testing.edge import render_envoy_config
 from cvmatch.testing.servers import Envoy, free_port
-from google.api import httpbody_pb2
-from google.rpc import error_details_pb2, status_pb2
 
 
 def _md(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:

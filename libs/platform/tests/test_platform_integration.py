@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+
 from cvmatch.api.ingest.v1 import events_pb2
 from cvmatch.platform.consumer import Consumer, Subscription
 from cvmatch.platform.db import create_pool, migrate

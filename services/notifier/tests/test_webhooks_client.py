@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import trustme
+
 from cvmatch.notifier.webhooks import (
     AttemptResult,
     CallableResolver,

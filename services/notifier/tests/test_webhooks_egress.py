@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+
 from cvmatch.notifier.webhooks import (
     CallableResolver,
     EgressPolicy,

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from cvmatch.notifier.webhooks import (
     AttemptResult,
     Outcome,

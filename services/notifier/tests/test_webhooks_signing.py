@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 import pytest
+
 from cvmatch.notifier.webhooks import (
     InvalidSecret,
     SignatureVerificationError,

@@ -17,12 +17,13 @@ from typing import Any, Generic
 
 import asyncpg
 import nats.errors
-from cvmatch.platform.db import DbConnection
-from cvmatch.platform.events import Event, M, stream_for
-from cvmatch.platform.logging import request_id_var
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from cvmatch.platform.db import DbConnection
+from cvmatch.platform.events import Event, M, stream_for
+from cvmatch.platform.logging import request_id_var
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
 from cvmatch.platform.settings import CommonSettings
 
 log = logging.getLogger(__name__)

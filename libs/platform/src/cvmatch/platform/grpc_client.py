@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+
 from cvmatch.platform.logging import request_id_var
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024

@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from cvmatch.platform.errors import DomainError, FieldViolation
-from cvmatch.platform.logging import request_id_var
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from cvmatch.platform.errors import DomainError, FieldViolation
+from cvmatch.platform.logging import request_id_var
 
 log = logging.getLogger(__name__)
 

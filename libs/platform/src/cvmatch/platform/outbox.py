@@ -17,10 +17,11 @@ from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from cvmatch.platform.db import DbConnection
-from cvmatch.platform.events import cloudevent_headers
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
+
+from cvmatch.platform.db import DbConnection
+from cvmatch.platform.events import cloudevent_headers
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,12 @@ from typing import Any
 import asyncpg
 import grpc
 import nats
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
 from cvmatch.platform.db import create_pool
 from cvmatch.platform.events import ensure_streams
 from cvmatch.platform.grpc_client import MAX_MESSAGE_BYTES
@@ -26,11 +32,6 @@ from cvmatch.platform.interceptors import ErrorInterceptor
 from cvmatch.platform.logging import configure_logging
 from cvmatch.platform.outbox import OutboxRelay
 from cvmatch.platform.settings import CommonSettings
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
-from nats.aio.client import Client as NatsClient
-from nats.js import JetStreamContext
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+
 from cvmatch.testing.servers import Nats, Postgres
 
 _db_counter = itertools.count()

@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from cvmatch.testing.edge import render_envoy_config
 from cvmatch.testing.servers import Envoy, Nats, Postgres, free_port
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 SERVICES = ("billing", "ingest", "matcher", "notifier", "gateway")
 WITH_DATABASE = ("billing", "ingest", "matcher", "notifier")

@@ -6,6 +6,8 @@ import datetime as dt
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf import timestamp_pb2
+
 from cvmatch.api.billing.v1 import account_pb2
 from cvmatch.api.billing.v1 import billing_service_pb2 as billing
 from cvmatch.api.billing.v1 import billing_service_pb2_grpc as billing_grpc
@@ -15,7 +17,6 @@ from cvmatch.api.gateway.v1 import resources_pb2
 from cvmatch.gateway.auth import Authenticator
 from cvmatch.gateway.respond import meta, nullable, rfc3339, send_headers
 from cvmatch.platform import errors
-from google.protobuf import timestamp_pb2
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 

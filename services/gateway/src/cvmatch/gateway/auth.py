@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+
 from cvmatch.api.billing.v1 import billing_service_pb2 as billing
 from cvmatch.api.billing.v1 import billing_service_pb2_grpc as billing_grpc
 from cvmatch.platform import errors

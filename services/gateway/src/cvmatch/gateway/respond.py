@@ -6,11 +6,12 @@ import datetime as dt
 from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2, timestamp_pb2
+
 from cvmatch.api.gateway.v1 import resources_pb2
 from cvmatch.gateway.auth import Caller
 from cvmatch.platform.interceptors import HTTP_STATUS_KEY
 from cvmatch.platform.logging import request_id_var
-from google.protobuf import struct_pb2, timestamp_pb2
 
 API_VERSION = "v1.0"
 

@@ -23,6 +23,7 @@ from typing import ClassVar
 from urllib.parse import quote
 
 import idna
+
 from cvmatch.notifier.webhooks.resolver import IPAddress, ResolutionError, Resolver, SystemResolver
 
 __all__ = [
