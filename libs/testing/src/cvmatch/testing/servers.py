@@ -60,6 +60,7 @@ class Postgres:
 
     def __init__(self, base_dir: Path | None = None) -> None:
         self.dir = Path(base_dir or tempfile.mkdtemp(prefix="cvmatch-pg-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.user = "postgres"
@@ -143,6 +144,7 @@ class Nats:
 
     def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
         self.dir = Path(base_dir or tempfile.mkdtemp(prefix="cvmatch-nats-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -174,6 +176,7 @@ class Envoy:
 
     def __init__(self, config_text: str, port: int, admin_port: int, base_dir: Path | None = None) -> None:
         self.dir = Path(base_dir or tempfile.mkdtemp(prefix="cvmatch-envoy-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.config = self.dir / "envoy.yaml"
         self.config.write_text(config_text)
         self.port = port

@@ -1,0 +1,98 @@
+"""Rate limits with state in Postgres: exact per-minute sliding window, per-day counter, burst."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+
+from cvmatch.billing import domain
+from cvmatch.billing.config import Settings
+from cvmatch.billing.domain import Plan, PlanLimits
+from cvmatch.billing.repository import Repository
+from cvmatch.platform.db import create_pool
+
+from .conftest import new_account
+
+
+async def test_200_concurrent_checks_admit_exactly_60(repo: Repository, settings: Settings) -> None:
+    account_id = await new_account(repo, plan=Plan.FREE)
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    # Two pools stand for two billing replicas (behind several gateways): one shared limit.
+    other_pool = await create_pool(settings.common)
+    try:
+        other = Repository(other_pool, pepper=settings.key_pepper)
+        start = time.time()
+        decisions = await asyncio.gather(*(
+            (repo if i % 2 else other).check_rate_limit(key.key_id) for i in range(200)))
+    finally:
+        await other_pool.close()
+    allowed = [d for d in decisions if d.allowed]
+    refused = [d for d in decisions if not d.allowed]
+    assert len(allowed) == 60 and len(refused) == 140
+    assert sorted(d.remaining for d in allowed) == list(range(60))
+    assert all(d.limit == 60 for d in decisions)
+    now = time.time()
+    for d in refused:
+        assert d.remaining == 0
+        # The oldest admitted request leaves the window 60 s after it was admitted.
+        assert 58 <= d.retry_after_seconds <= 60
+        assert start + 59 <= d.reset_unix <= now + 61
+        assert abs((d.reset_unix - now) - d.retry_after_seconds) <= 2
+
+
+async def test_window_slides_and_refusals_are_not_counted(repo: Repository, pool: asyncpg.Pool) -> None:
+    account_id = await new_account(repo)
+    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(3, 1_000, 100, 5, 10))
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    results = [await repo.check_rate_limit(key.key_id) for _ in range(5)]
+    assert [r.allowed for r in results] == [True, True, True, False, False]
+    assert [r.remaining for r in results] == [2, 1, 0, 0, 0]
+    # Age the first admission by 59.5 s (instead of sleeping a minute): it leaves the window half a
+    # second from now, and only its slot frees.
+    async with pool.acquire() as conn:
+        await conn.execute("""UPDATE rate_limit_log SET at = at - interval '59.5 seconds'
+                              WHERE at = (SELECT min(at) FROM rate_limit_log)""")
+    assert (await repo.check_rate_limit(key.key_id)).allowed is False
+    await asyncio.sleep(0.7)
+    r = await repo.check_rate_limit(key.key_id)
+    assert r.allowed and r.remaining == 0
+
+
+async def test_per_day_limit(repo: Repository, pool: asyncpg.Pool) -> None:
+    account_id = await new_account(repo)
+    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(100, 4, 100, 5, 10))
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    results = [await repo.check_rate_limit(key.key_id) for _ in range(6)]
+    assert [r.allowed for r in results] == [True] * 4 + [False] * 2
+    refused = results[-1]
+    assert refused.limit == 4 and refused.remaining == 0
+    assert refused.reset_unix % 86_400 == 0  # midnight UTC
+    assert 1 <= refused.retry_after_seconds <= 86_400
+    # A new UTC day resets the counter.
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE rate_limit_state SET day = day - 1")
+    assert (await repo.check_rate_limit(key.key_id)).allowed
+
+
+async def test_burst_caps_one_second(repo: Repository) -> None:
+    account_id = await new_account(repo)
+    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(1_000, 10_000, 5, 5, 10))
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    decisions = await asyncio.gather(*(repo.check_rate_limit(key.key_id) for _ in range(20)))
+    assert sum(d.allowed for d in decisions) == 5
+    assert all(d.retry_after_seconds == 1 for d in decisions if not d.allowed)
+    await asyncio.sleep(1.1)
+    assert (await repo.check_rate_limit(key.key_id)).allowed
+
+
+async def test_cost_and_plan_change_take_effect(repo: Repository) -> None:
+    account_id = await new_account(repo)
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    r = await repo.check_rate_limit(key.key_id, cost=50)
+    assert r.allowed and r.remaining == 10
+    assert not (await repo.check_rate_limit(key.key_id, cost=11)).allowed
+    await repo.set_plan(account_id, Plan.PRO, domain.limits_for(Plan.PRO))
+    r = await repo.check_rate_limit(key.key_id, cost=11)
+    assert r.allowed and r.limit == 300 and r.remaining == 239
