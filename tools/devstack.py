@@ -36,6 +36,10 @@ def main() -> int:
         match = re.search(r"CVMATCH_API_KEY=(\S+)", out)
         key = match.group(1) if match else ""
         env_file = state / "local.env"
+        if not key and env_file.exists():
+            # The local account exists from an earlier run; its key is only ever printed once.
+            previous = re.search(r"CVMATCH_API_KEY=(\S+)", env_file.read_text())
+            key = previous.group(1) if previous else ""
         env_file.write_text(f"CVMATCH_URL={stack.url}\nCVMATCH_GRPC={stack.grpc_address}\nCVMATCH_API_KEY={key}\n")
         print(f"cvmatch is running: {stack.url}  (native gRPC on {stack.grpc_address})")
         print(f"local API key: {key or '(an account already existed; its key was shown when it was created)'}")

@@ -122,8 +122,11 @@ class Postgres:
         """Creates a database and returns its URL."""
         from pgserver._commands import POSTGRES_BIN_PATH
 
-        subprocess.run([str(POSTGRES_BIN_PATH / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                        "-U", self.user, name], check=True, stdout=subprocess.DEVNULL)
+        r = subprocess.run([str(POSTGRES_BIN_PATH / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                            "-U", self.user, name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # A kept data directory (make run, second time) already has it.
+        if r.returncode != 0 and "already exists" not in r.stderr:
+            raise RuntimeError(f"createdb {name} failed: {r.stderr.strip()}")
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
