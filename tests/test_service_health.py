@@ -50,3 +50,28 @@ def test_not_serving_while_nats_is_down(database_url: str, tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
         nats.stop()
+
+
+def test_two_service_processes_migrate_at_the_same_moment(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    procs = [subprocess.Popen([sys.executable, "-m", "cvmatch.ingest", "migrate"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [p.communicate(timeout=60)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    import asyncio
+
+    import asyncpg
+
+    async def check() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = 'ingest'") == 1
+            versions = [r["version"] for r in await conn.fetch(
+                "SELECT version FROM ingest.schema_migrations ORDER BY version")]
+            assert versions == sorted(set(versions)) and "0001" in versions and "platform_0001" in versions
+            assert await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'ingest' "
+                                       "AND tablename = 'batches'") == 1
+        finally:
+            await conn.close()
+
+    asyncio.run(check())
