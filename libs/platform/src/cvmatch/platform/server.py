@@ -54,18 +54,18 @@ class Runtime:
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Runs a background task for the life of the service; a crash is logged and restarts it."""
+        """Runs a background task for the life of the service; a crash is logged, not swallowed silently.
+
+        Long-running loops (relay, consumers) handle their own transient errors; reaching here means a bug.
+        """
+
         async def supervised() -> None:
-            factory = coro
-            while True:
-                try:
-                    await factory
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("background task crashed; not restarted", extra={"task": name})
-                    return
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task crashed", extra={"task": name})
 
         task = asyncio.create_task(supervised(), name=name)
         self._tasks.append(task)

@@ -82,7 +82,6 @@ class Stack:
             self.postgres = Postgres(self.dir / "postgres").start()
             self._database_url = self.postgres.create_database("cvmatch")
         if self._nats_url is None:
-            (self.dir / "nats").mkdir(exist_ok=True)
             self.nats = Nats(self.dir / "nats").start()
             self._nats_url = self.nats.url
         for svc in SERVICES:
@@ -111,11 +110,7 @@ class Stack:
         self.wait_healthy(timeout)
         backends = {svc: [("127.0.0.1", p) for p in self.ports[svc]] for svc in SERVICES}
         self.envoy = Envoy(render_envoy_config(self.http_port, self.admin_port, backends),
-                           self.http_port, self.admin_port, self.dir / "envoy")
-        (self.dir / "envoy").mkdir(exist_ok=True)
-        self.envoy.config.parent.mkdir(parents=True, exist_ok=True)
-        self.envoy.config.write_text(render_envoy_config(self.http_port, self.admin_port, backends))
-        self.envoy.start()
+                           self.http_port, self.admin_port, self.dir / "envoy").start()
         self._wait_edge(timeout)
 
     def _spawn(self, svc: str, args: list[str], log_name: str,
