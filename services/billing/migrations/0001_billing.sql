@@ -129,6 +129,9 @@ BEGIN
         RETURN QUERY SELECT false, false, 0, 0, 0::bigint, 0;
         RETURN;
     END IF;
+    -- Rate-limit state is not money: losing the last few counts in a crash is acceptable, a disk flush on
+    -- every request is not. Local to this transaction, so it never applies to the ledger.
+    PERFORM set_config('synchronous_commit', 'off', true);
     INSERT INTO rate_limit_state (key_id) VALUES (p_key) ON CONFLICT (key_id) DO NOTHING;
     -- The lock makes the count below exact however many gateways and billing replicas ask at once.
     SELECT s.day, s.day_count INTO v_day, v_count FROM rate_limit_state s WHERE s.key_id = p_key FOR UPDATE;

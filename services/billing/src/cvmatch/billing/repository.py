@@ -113,6 +113,13 @@ class Repository:
             async with self._pool.acquire() as c, c.transaction():
                 yield c
 
+    @contextlib.asynccontextmanager
+    async def _one(self) -> AsyncIterator[Conn]:
+        """A connection for a single statement: atomic on its own, so no BEGIN/COMMIT round trips."""
+        with _mapped():
+            async with self._pool.acquire() as c:
+                yield c
+
     # --- accounts --------------------------------------------------------------------------------
 
     async def create_account(self, name: str, plan: Plan, limits: PlanLimits, initial_credits: int = 0) -> Account:
@@ -133,7 +140,7 @@ class Repository:
 
     async def get_account(self, account_id: int) -> Account:
         """The account, or 404."""
-        async with self._tx() as conn:
+        async with self._one() as conn:
             row = await conn.fetchrow(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1", account_id)
         if row is None:
             raise errors.not_found("Account not found")
@@ -141,7 +148,7 @@ class Repository:
 
     async def find_account(self, name: str) -> Account | None:
         """The oldest account with this name, if any (used by the local bootstrap)."""
-        async with self._tx() as conn:
+        async with self._one() as conn:
             row = await conn.fetchrow(
                 f"SELECT {_ACCOUNT_COLUMNS} FROM accounts a WHERE a.name = $1 ORDER BY a.id LIMIT 1", name)
         return _account(row) if row is not None else None
@@ -176,7 +183,7 @@ class Repository:
 
     async def list_keys(self, account_id: int) -> list[ApiKey]:
         """Every key of the account, revoked and expired ones included, oldest first."""
-        async with self._tx() as conn:
+        async with self._one() as conn:
             rows = await conn.fetch(
                 f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE account_id = $1 ORDER BY created_at, id", account_id)
         return [_key(r) for r in rows]
@@ -199,7 +206,7 @@ class Repository:
         if not domain.well_formed(secret, self._prefix):
             raise errors.unauthenticated()
         digest = domain.hash_key(self._pepper, secret)
-        async with self._tx() as conn:
+        async with self._one() as conn:
             # The data-modifying CTE runs whether or not it is referenced; it skips keys used within the
             # last minute so that a busy key is not a write per request.
             row = await conn.fetchrow(
@@ -223,7 +230,7 @@ class Repository:
     async def check_rate_limit(self, key_id: str, cost: int = 1) -> RateDecision:
         """Counts a request of `cost` against the key's limits, exactly, in one round trip."""
         kid = parse_key_id(key_id)
-        async with self._tx() as conn:
+        async with self._one() as conn:
             row = await conn.fetchrow("SELECT * FROM check_rate_limit($1, $2)", kid, max(1, cost))
         assert row is not None
         if not row["known"]:
@@ -382,7 +389,7 @@ class Repository:
 
     async def balance(self, account_id: int) -> Balance:
         """The cached sums (kept in step with the ledger in every transaction)."""
-        async with self._tx() as conn:
+        async with self._one() as conn:
             row = await conn.fetchrow(
                 "SELECT granted, reserved, captured, released FROM balances WHERE account_id = $1", account_id)
         if row is None:
@@ -391,7 +398,7 @@ class Repository:
 
     async def recompute_balance(self, account_id: int) -> Balance:
         """The balance summed from the ledger itself: the audit of the cached one."""
-        async with self._tx() as conn:
+        async with self._one() as conn:
             rows = await conn.fetch(
                 "SELECT kind, sum(amount) AS total FROM ledger_entries WHERE account_id = $1 GROUP BY kind",
                 account_id)
@@ -401,7 +408,7 @@ class Repository:
 
     async def batch(self, account_id: int, batch_id: str) -> BatchCredits | None:
         """A batch's reservation and its fate, if it has one."""
-        async with self._tx() as conn:
+        async with self._one() as conn:
             row = await conn.fetchrow(
                 "SELECT reserved, captured, released, settled_at FROM batches WHERE account_id = $1 AND batch_id = $2",
                 account_id, batch_id)
@@ -409,7 +416,7 @@ class Repository:
 
     async def list_entries(self, account_id: int, batch_id: str = "", limit: int = 100) -> list[LedgerEntry]:
         """The newest ledger entries of an account (of one batch when `batch_id` is set)."""
-        async with self._tx() as conn:
+        async with self._one() as conn:
             rows = await conn.fetch(
                 """SELECT id, account_id, kind, amount, batch_id, candidate_id, grant_id, price_cents, note,
                           created_at
