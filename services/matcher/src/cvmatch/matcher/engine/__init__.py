@@ -1,0 +1,103 @@
+"""cvmatch matching engine: parse job descriptions and CVs, score and explain (pure, no I/O but the taxonomy).
+
+Usage::
+
+    engine = MatchEngine.load()
+    job = engine.parse_job(jd_text)
+    cand = engine.parse_candidate(cv_text)
+    result = engine.score(job, cand, RequirementsConfig.from_dict(config))
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+from .extract import Extractor
+from .pipeline import annotate, build_pipeline
+from .scoring import SCORING_VERSION, score_match
+from .taxonomy import Taxonomy
+from .types import (
+    CandidateProfile,
+    CandidateTooSparse,
+    EngineError,
+    InvalidRequirements,
+    JobProfile,
+    JobTooSparse,
+    MatchResult,
+    RequirementsConfig,
+)
+
+MAX_TEXT_CHARS = 200_000
+
+__all__ = [
+    "CandidateProfile",
+    "CandidateTooSparse",
+    "EngineError",
+    "InvalidRequirements",
+    "JobProfile",
+    "JobTooSparse",
+    "MatchEngine",
+    "MatchResult",
+    "RequirementsConfig",
+]
+
+
+class MatchEngine:
+    """Parses and scores; one instance per process, shared by all threads (all state is read-only)."""
+
+    def __init__(self, taxonomy: Taxonomy, today: date | None = None) -> None:
+        self.taxonomy = taxonomy
+        self._nlp = build_pipeline(taxonomy)
+        self._extractor = Extractor(taxonomy)
+        self._today = today
+        self.version = f"engine-{SCORING_VERSION}+taxonomy-{taxonomy.digest}"
+
+    _default: MatchEngine | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def load(cls, taxonomy_path: str | Path | None = None, *, today: date | None = None) -> MatchEngine:
+        """The engine over the shipped taxonomy (cached per process), or over ``taxonomy_path``.
+
+        ``today`` is the reference date for "Present" in CVs; by default the current date at parse time.
+        """
+        if taxonomy_path is not None or today is not None:
+            return cls(Taxonomy.load(taxonomy_path), today)
+        with cls._lock:
+            if cls._default is None:
+                cls._default = cls(Taxonomy.load())
+            return cls._default
+
+    def _ref_date(self) -> date:
+        return self._today or date.today()
+
+    def parse_job(self, text: str) -> JobProfile:
+        """Parse a job description; raises ``JobTooSparse`` when nothing to match against is found."""
+        doc = annotate(self._nlp, _clean(text), self._ref_date())
+        return self._extractor.job(doc, self.version)
+
+    def parse_candidate(self, text: str) -> CandidateProfile:
+        """Parse a CV; raises ``CandidateTooSparse`` for empty or near-empty CVs (never a 0 score)."""
+        doc = annotate(self._nlp, _clean(text), self._ref_date())
+        return self._extractor.candidate(doc, self.version)
+
+    def find_skills(self, text: str) -> list[tuple[int, int, str, str]]:
+        """Skill mentions in ``text`` as (start, end, skill id, canonical name), after the context rules."""
+        doc = annotate(self._nlp, _clean(text), self._ref_date())
+        out = []
+        for start, end, sidx in doc._.cvm_skills:
+            entry = self.taxonomy.skills[self.taxonomy.surfaces[sidx].skill]
+            out.append((start, end, entry.id, entry.name))
+        return out
+
+    def score(self, job: JobProfile, candidate: CandidateProfile,
+              requirements: RequirementsConfig | None = None) -> MatchResult:
+        """Deterministic score of ``candidate`` for ``job`` under ``requirements`` (defaults when None)."""
+        return score_match(self.taxonomy, job, candidate, requirements or RequirementsConfig(), self.version)
+
+
+def _clean(text: str) -> str:
+    # Offsets in results refer to this cleaned text: CRLF folded to LF, NULs dropped, size bounded.
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")[:MAX_TEXT_CHARS]

@@ -1,0 +1,302 @@
+"""The engine's one spaCy pipeline: a blank English tokenizer plus the custom rule components.
+
+All components are registered here and only here.  They work on character offsets of ``doc.text`` (the
+taxonomy matchers are Aho-Corasick / dict based) and leave their results in ``Doc`` extensions, so the
+extraction code reads one annotated ``Doc``:
+
+- ``doc._.cvm_lines``: one :class:`Line` per text line with its section kind;
+- ``doc._.cvm_skills``: accepted skill hits ``(start, end, surface index)`` in document order;
+- ``doc._.cvm_dates``: :class:`~cvmatch.matcher.engine.dates.DateRange` list;
+- ``doc._.cvm_today``: the reference date ("Present") used for the dates.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from .dates import find_date_ranges
+from .taxonomy import Taxonomy, fold
+
+# Heading vocabulary: normalised heading text -> section kind.  CVs and JDs share one table; the extractor
+# interprets kinds per document type ("qualifications" is a requirement list in a JD, a skills list in a CV).
+HEADINGS: dict[str, str] = {}
+for _kind, _names in {
+    "summary": ["summary", "professional summary", "profile", "professional profile", "objective",
+                "career objective", "about me", "executive summary", "career summary", "personal statement",
+                "overview", "career overview", "summary of qualifications"],
+    "experience": ["experience", "work experience", "professional experience", "employment history",
+                   "work history", "employment", "career history", "relevant experience", "experience details",
+                   "professional background", "positions held", "work experience details", "internships",
+                   "internship", "military experience", "teaching experience", "volunteer experience"],
+    "projects": ["projects", "key projects", "personal projects", "academic projects", "project details"],
+    "skills": ["skills", "technical skills", "key skills", "core competencies", "competencies", "skill highlights",
+               "highlights", "skills & abilities", "skills and abilities", "technologies", "tech stack",
+               "tools", "areas of expertise", "expertise", "it skills", "computer skills", "core skills",
+               "technical proficiencies", "software", "programming languages", "technical expertise",
+               "skills summary", "relevant skills", "additional skills", "core qualifications", "strengths",
+               "tools & technologies", "tools and technologies"],
+    "education": ["education", "education and training", "academic background", "academic qualifications",
+                  "educational background", "academics", "training", "education & training",
+                  "educational qualifications", "academic profile"],
+    "certifications": ["certifications", "certificates", "licenses", "licenses and certifications",
+                       "certifications and licenses", "licenses & certifications", "certification",
+                       "professional certifications", "credentials"],
+    "languages": ["languages", "language skills", "language"],
+    "other": ["accomplishments", "awards", "honors", "interests", "hobbies", "references",
+              "additional information", "affiliations", "publications", "activities", "personal details",
+              "personal information", "contact", "contact information", "links", "volunteer work",
+              "professional affiliations", "achievements", "awards and honors"],
+    "requirements": ["requirements", "required", "required skills", "required qualifications", "qualifications",
+                     "minimum qualifications", "basic qualifications", "must have", "must-have", "must haves",
+                     "what you need", "what you'll need", "what you will need", "what we're looking for",
+                     "what we are looking for", "who you are", "you have", "skills & experience",
+                     "skills and experience", "your profile", "about you", "requirements and qualifications",
+                     "job requirements", "key requirements", "essential", "essential skills",
+                     "essential requirements", "experience & skills", "your skills", "the ideal candidate",
+                     "you should have", "knowledge, skills and abilities", "technology skills",
+                     "required experience", "skills required"],
+    "preferred": ["nice to have", "nice-to-have", "nice to haves", "preferred", "preferred qualifications",
+                  "preferred skills", "bonus", "bonus points", "pluses", "plus", "desirable", "good to have",
+                  "it's a plus", "desired skills", "desired qualifications", "preferred experience",
+                  "additional qualifications", "extra credit", "bonus skills", "desired"],
+    "responsibilities": ["responsibilities", "what you'll do", "what you will do", "the role", "role",
+                         "duties", "key responsibilities", "job description", "description", "your role",
+                         "the job", "about the role", "job duties", "tasks", "day to day", "your mission",
+                         "role description", "position summary", "job summary", "main duties"],
+    "about": ["about us", "about the company", "company", "who we are", "our company", "about",
+              "company description", "our mission", "equal opportunity", "eeo statement"],
+    "benefits": ["benefits", "perks", "what we offer", "compensation", "why join us", "perks and benefits",
+                 "salary", "we offer", "compensation and benefits"],
+}.items():
+    for _name in _names:
+        HEADINGS[_name] = _kind
+
+_HEADING_STRIP = re.compile(r"^[\s•*\-#=_|>·▪●◦]+|[\s:•*\-#=_|]+$")
+_INLINE_HEADING = re.compile(r"^\s*[•*\-]?\s*([A-Za-z][A-Za-z &'/-]{1,40}?)\s*:\s*(\S.*)$")
+SEPARATORS = set(",;|/•·()[]\t+")
+_CUE_BEFORE = re.compile(
+    r"(?:programming|coding|written|develop(?:ed|ing)?|language|languages|experience|proficient|proficiency"
+    r"|skilled|expert(?:ise)?|knowledge|fluent|familiar(?:ity)?|built|using|use|with|in|like|including|such as)"
+    r"\s*(?:in|with|of|using)?\s*[:(]?\s*$"
+)
+_CUE_AFTER = re.compile(
+    r"^\s*(?:programming|language|lang\b|developer|engineer|code|services|microservices|modules|apps?"
+    r"|applications|framework|scripts?|spreadsheets?|workbooks?|macros|pivot|vlookup|formulas|stack)",
+)
+_NEG_AFTER = re.compile(r"^\s+(?:at|to|through|ahead|back|beyond|out|into|for|on|over|the|a|an|of)\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One text line: offsets, section kind, whether it is a heading, and a line-level override kind."""
+
+    start: int
+    end: int
+    section: str
+    is_heading: bool
+    inline: str | None  # "Skills: Python, Go" -> "skills" for this line only
+
+
+def heading_kind(line: str) -> str | None:
+    """Section kind if ``line`` is a heading ("Work Experience", "REQUIREMENTS:", "Nice to have")."""
+    text = _HEADING_STRIP.sub("", line).lower()
+    if not text or len(text) > 48 or len(text.split()) > 6:
+        return None
+    text = text.replace("’", "'")
+    kind = HEADINGS.get(text)
+    if kind is None and text.endswith(")") and "(" in text:
+        kind = HEADINGS.get(text[: text.index("(")].strip())
+    return kind
+
+
+def split_lines(text: str) -> list[Line]:
+    """Lines with section kinds carried from the last heading."""
+    lines: list[Line] = []
+    section = "header"
+    pos = 0
+    for raw in text.split("\n"):
+        start, end = pos, pos + len(raw)
+        pos = end + 1
+        kind = heading_kind(raw)
+        if kind is not None:
+            section = kind
+            lines.append(Line(start, end, section, True, None))
+            continue
+        inline = None
+        m = _INLINE_HEADING.match(raw)
+        if m:
+            inline = HEADINGS.get(m.group(1).strip().lower().replace("’", "'"))
+        lines.append(Line(start, end, section, False, inline))
+    return lines
+
+
+def line_at(lines: list[Line], pos: int) -> int:
+    """Index of the line containing character ``pos`` (binary search)."""
+    lo, hi = 0, len(lines) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if lines[mid].start <= pos:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _prev_char(text: str, pos: int, floor: int) -> str:
+    i = pos - 1
+    while i >= floor and text[i] in " \t":
+        i -= 1
+    return text[i] if i >= floor else "\n"
+
+
+def _next_char(text: str, pos: int, ceil: int) -> str:
+    i = pos
+    while i < ceil and text[i] in " \t":
+        i += 1
+    return text[i] if i < ceil else "\n"
+
+
+class SkillComponent:
+    """Finds taxonomy skills; words that are also ordinary English need a skill context to count."""
+
+    def __init__(self) -> None:
+        self.taxonomy: Taxonomy | None = None
+
+    def __call__(self, doc: Doc) -> Doc:
+        assert self.taxonomy is not None, "the skill component needs a taxonomy (see build_pipeline)"
+        tax = self.taxonomy
+        text = doc_text(doc)
+        folded = fold(text)
+        lines: list[Line] = doc._.cvm_lines
+        raw_hits = tax.iter_skill_hits(folded)
+        # Hits inside e-mail addresses and URLs are never skills ("john.go@...", "github.com/r").
+        raw_hits = [h for h in raw_hits if not _in_address(text, h[0], h[1])]
+        plain_lines: dict[int, int] = {}
+        for start, _end, sidx in raw_hits:
+            if not tax.surfaces[sidx].case_forms:
+                li = line_at(lines, start)
+                plain_lines[li] = plain_lines.get(li, 0) + 1
+        accepted: list[tuple[int, int, int]] = []
+        for start, end, sidx in raw_hits:
+            surface = tax.surfaces[sidx]
+            if surface.case_forms and not self._in_context(text, folded, lines, plain_lines, start, end,
+                                                           surface.case_forms):
+                continue
+            accepted.append((start, end, sidx))
+        # Longest match wins where hits overlap ("Spring Boot" over "Spring", "C++" over "C").
+        accepted.sort(key=lambda h: (h[0], -(h[1] - h[0])))
+        result: list[tuple[int, int, int]] = []
+        last_end = -1
+        for hit in accepted:
+            if hit[0] >= last_end:
+                result.append(hit)
+                last_end = hit[1]
+            elif hit[1] > last_end and result and hit[1] - hit[0] > result[-1][1] - result[-1][0]:
+                result[-1] = hit
+                last_end = hit[1]
+        doc._.cvm_skills = result
+        return doc
+
+    @staticmethod
+    def _in_context(text: str, folded: str, lines: list[Line], plain_lines: dict[int, int], start: int,
+                    end: int, case_forms: tuple[str, ...]) -> bool:
+        if text[start:end] not in case_forms:
+            return False
+        li = line_at(lines, start)
+        line = lines[li]
+        after = folded[end: min(line.end, end + 30)]
+        if _NEG_AFTER.match(after) and not _CUE_AFTER.match(after):
+            return False
+        nxt = text[end] if end < len(text) else "\n"
+        single = end - start == 1
+        if single and nxt in "-&'." and end + 1 < len(text) and text[end + 1].isalnum():
+            return False  # "C-level", "R&D", "C.Smith"
+        before = folded[max(line.start, start - 30): start]
+        prev_c, next_c = _prev_char(text, start, line.start), _next_char(text, end, line.end)
+        in_list = (prev_c in SEPARATORS or prev_c == "\n" or before.rstrip().endswith(":")) and (
+            next_c in SEPARATORS or next_c == "\n" or next_c == "."
+        )
+        others = plain_lines.get(li, 0)
+        if in_list and others >= 1:
+            return True
+        if _CUE_AFTER.match(after) or (_CUE_BEFORE.search(before) and others >= 1):
+            return True
+        section = line.inline or line.section
+        if section in ("skills", "languages", "requirements", "preferred") and not single and (in_list or others):
+            return True
+        return False
+
+
+def _in_address(text: str, start: int, end: int) -> bool:
+    a = start
+    while a > 0 and not text[a - 1].isspace():
+        a -= 1
+    b = end
+    while b < len(text) and not text[b].isspace():
+        b += 1
+    token = text[a:b]
+    return "@" in token or "://" in token or token.startswith("www.") or ".com/" in token
+
+
+@Language.factory("cvmatch_structure")
+def _make_structure(nlp: Language, name: str) -> Any:
+    def structure(doc: Doc) -> Doc:
+        doc._.cvm_lines = split_lines(doc_text(doc))
+        return doc
+
+    return structure
+
+
+@Language.factory("cvmatch_skills")
+def _make_skills(nlp: Language, name: str) -> SkillComponent:
+    return SkillComponent()
+
+
+@Language.factory("cvmatch_dates")
+def _make_dates(nlp: Language, name: str) -> Any:
+    def dates(doc: Doc) -> Doc:
+        today: date = doc._.cvm_today or date.today()
+        doc._.cvm_dates = find_date_ranges(doc_text(doc), today)
+        return doc
+
+    return dates
+
+
+for _ext in ("cvm_lines", "cvm_skills", "cvm_dates", "cvm_today", "cvm_text"):
+    if not Doc.has_extension(_ext):
+        Doc.set_extension(_ext, default=None)
+
+
+def doc_text(doc: Doc) -> str:
+    """The document's text, cached by :func:`annotate`."""
+    text: str | None = doc._.cvm_text
+    return text if text is not None else doc.text
+
+
+def build_pipeline(taxonomy: Taxonomy) -> Language:
+    """The engine's pipeline: ``spacy.blank("en")`` + structure, skills and dates components."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cvmatch_structure")
+    skills = nlp.add_pipe("cvmatch_skills")
+    assert isinstance(skills, SkillComponent)
+    skills.taxonomy = taxonomy
+    nlp.add_pipe("cvmatch_dates")
+    return nlp
+
+
+def annotate(nlp: Language, text: str, today: date) -> Doc:
+    """Run the pipeline over ``text`` with ``today`` as the reference date for "Present"."""
+    doc = nlp.make_doc(text)
+    doc._.cvm_today = today
+    # Doc.text re-joins every token on each access; the components read the text many times.
+    doc._.cvm_text = text
+    for _name, proc in nlp.pipeline:
+        doc = proc(doc)
+    return doc

@@ -1,0 +1,434 @@
+"""Deterministic scoring of a candidate profile against a job profile.
+
+Every list in the output is ordered by document position or by explicit sort keys (never by set or dict
+hash order), and every number is rounded once at the end, so the same inputs give byte-identical results
+in any process.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .explain import SkillFact, executive_summary, gaps, strengths
+from .extract import SENIORITY_YEARS
+from .taxonomy import Taxonomy, norm
+from .types import (
+    DEFAULT_WEIGHTS,
+    CandidateProfile,
+    JobProfile,
+    MatchResult,
+    Qualification,
+    RequirementsConfig,
+    SkillOccurrence,
+)
+
+SCORING_VERSION = "2"
+
+CORE_WEIGHT = 2.0
+REQUIRED_WEIGHT = 1.0
+PREFERRED_WEIGHT = 0.5
+RELATED_CURATED = 0.5
+RELATED_CATEGORY = 0.35
+ROLE_MATCH_THRESHOLD = 0.6
+BANDS = (
+    (75, "STRONG_MATCH", "Interview"),
+    (60, "GOOD_MATCH", "Interview"),
+    (40, "MODERATE_MATCH", "Consider"),
+    (20, "WEAK_MATCH", "Not recommended"),
+    (0, "NOT_SUITABLE", "Not recommended"),
+)
+_STOP = {"and", "of", "the", "in", "for", "a", "an", "to", "&", "-", "/", "senior", "junior", "sr", "jr", "lead",
+         "i", "ii", "iii", "iv", "level", "entry", "staff", "principal", "head", "chief", "assistant"}
+_DEGREE_WORDS = re.compile(
+    r"\b(?:ph\.?d|doctor|doctorate|master|mba|m\.s|msc|bachelor|b\.s|bsc|b\.a|associate|diploma|high school|ged)",
+    re.I,
+)
+_LEVEL_BY_WORD = [("ph", 5), ("doctor", 5), ("master", 4), ("mba", 4), ("m.s", 4), ("msc", 4), ("bachelor", 3),
+                  ("b.s", 3), ("bsc", 3), ("b.a", 3), ("associate", 2), ("diploma", 2), ("high school", 1),
+                  ("ged", 1)]
+_GENERIC_FIELD_WORDS = {"science", "sciences", "studies", "arts", "and", "of", "in", "the", "related", "field",
+                        "or", "a", "degree", "equivalent", "management", "engineering"}
+
+
+def round1(x: float) -> float:
+    """Round half up to one decimal (Python's round() is half-even, which surprises readers of scores)."""
+    return math.floor(x * 10.0 + 0.5 + 1e-9) / 10.0
+
+
+def evidence_strength(skill: SkillOccurrence) -> float:
+    """How well a CV demonstrates a skill, 0-1.
+
+    Work-history evidence dominates and repetition saturates: a bare skills list (however often it repeats
+    the word) stays at 0.55, one mention in a dated job reaches 0.8, more jobs / years approach 1.0.
+    """
+    n_exp = skill.experience_mentions
+    if n_exp:
+        s = min(0.95, 0.8 + 0.05 * (n_exp - 1))
+        if skill.years >= 1.0:
+            s = max(s, min(1.0, 0.85 + 0.05 * skill.years))
+        return s
+    if any(m.section in ("summary", "header", "other") for m in skill.mentions):
+        return 0.6
+    return 0.55
+
+
+@dataclass(frozen=True)
+class _SkillOutcome:
+    job: SkillOccurrence
+    display: str
+    match_type: str | None
+    cand: SkillOccurrence | None
+    score: float
+    proficiency: float
+    duration: float
+    knockout: bool
+
+
+def _related_factor(tax: Taxonomy, a_id: str, b_id: str) -> float:
+    a, b = tax.skill_by_id(a_id), tax.skill_by_id(b_id)
+    if a is None or b is None:
+        return 0.0
+    if b.id in a.related or a.id in b.related:
+        return RELATED_CURATED
+    if a.category >= 0 and a.category == b.category and a.group == b.group == "tool":
+        return RELATED_CATEGORY
+    return 0.0
+
+
+def _job_skills(tax: Taxonomy, job: JobProfile, req: RequirementsConfig) -> list[tuple[SkillOccurrence, bool]]:
+    """Job skills plus the configuration's must-have (knock-out) and nice-to-have skills."""
+    items: list[tuple[SkillOccurrence, bool]] = [(s, False) for s in job.skills]
+    index = {s.id: i for i, (s, _k) in enumerate(items)}
+    for names, required in ((req.must_have_skills, True), (req.nice_to_have_skills, False)):
+        for name in names:
+            entry = tax.lookup_skill(name)
+            sid = entry.id if entry else "text:" + norm(name)
+            group = entry.group if entry else "hard_skill"
+            canonical = entry.name if entry else name
+            occ = SkillOccurrence(sid, canonical, name, group, (), 0.0, required, required, None)
+            if sid in index:
+                i = index[sid]
+                prev = items[i][0]
+                if required:
+                    items[i] = (SkillOccurrence(prev.id, prev.name, prev.surface, prev.group, prev.mentions, 0.0,
+                                                True, True, prev.min_years), True)
+                continue
+            index[sid] = len(items)
+            items.append((occ, required))
+    return items
+
+
+def score_skills(tax: Taxonomy, job: JobProfile, cand: CandidateProfile,
+                 req: RequirementsConfig) -> tuple[list[_SkillOutcome], list[SkillOccurrence]]:
+    """Match every job skill against the candidate; return outcomes and the candidate's surplus skills."""
+    by_id = {s.id: s for s in cand.skills}
+    by_name = {norm(s.surface): s for s in cand.skills} | {norm(s.name): s for s in cand.skills}
+    used: set[str] = set()
+    outcomes: list[_SkillOutcome] = []
+    for js, knockout in _job_skills(tax, job, req):
+        c = by_id.get(js.id)
+        if c is None and js.id.startswith("text:"):
+            c = by_name.get(js.id[5:])
+        match_type: str | None = None
+        factor = 0.0
+        if c is not None:
+            match_type = "exact" if norm(c.surface) in (norm(js.surface), norm(js.name)) else "synonym"
+            factor = 1.0
+        else:
+            best: tuple[float, float, int] | None = None
+            for i, cs in enumerate(cand.skills):
+                f = _related_factor(tax, js.id, cs.id)
+                if f <= 0:
+                    continue
+                key = (f, evidence_strength(cs), -i)
+                if best is None or key > best:
+                    best = key
+                    c = cs
+            if best is not None:
+                match_type, factor = "related", best[0]
+        if c is None:
+            outcomes.append(_SkillOutcome(js, js.surface, None, None, 0.0, 0.0, 0.0, knockout))
+            continue
+        if match_type != "related":
+            used.add(c.id)
+        strength = evidence_strength(c)
+        duration = 1.0
+        if js.min_years:
+            duration = min(1.0, c.years / js.min_years)
+        score = factor * strength * ((0.6 + 0.4 * duration) if js.min_years else 1.0)
+        outcomes.append(_SkillOutcome(js, js.surface, match_type, c, score, strength, duration, knockout))
+    surplus = [s for s in cand.skills if s.id not in used and s.group in ("tool", "hard_skill")]
+    surplus.sort(key=lambda s: (-evidence_strength(s), s.mentions[0].start if s.mentions else 0, s.id))
+    return outcomes, surplus
+
+
+def _occ_similarity(tax: Taxonomy, a_id: str | None, b_id: str | None) -> float:
+    if a_id is None or b_id is None:
+        return 0.0
+    if a_id == b_id:
+        return 1.0
+    a, b = tax.occupation(a_id), tax.occupation(b_id)
+    if a is None or b is None:
+        return 0.0
+    if b.id in a.related or a.id in b.related:
+        return 0.65
+    if not a.id.startswith("esco:") and not b.id.startswith("esco:"):
+        if a.id[:6] == b.id[:6]:
+            return 0.75
+        if a.id[:5] == b.id[:5]:
+            return 0.6
+    if a.sector == b.sector and a.sector != "Other":
+        return 0.4
+    return 0.0
+
+
+def _title_tokens(title: str) -> set[str]:
+    toks = {t for t in re.split(r"[^a-z0-9+#]+", title.lower()) if t and t not in _STOP}
+    # Crude plural folding so "Accountants" meets "Accountant".
+    return {t[:-1] if len(t) > 4 and t.endswith("s") and not t.endswith("ss") else t for t in toks}
+
+
+def _head(title: str) -> str:
+    toks = [t for t in re.split(r"[^a-z0-9+#]+", title.lower().split(",")[0]) if t and t not in _STOP]
+    if not toks:
+        return ""
+    t = toks[-1]
+    return t[:-1] if len(t) > 4 and t.endswith("s") and not t.endswith("ss") else t
+
+
+def score_roles(tax: Taxonomy, job: JobProfile, cand: CandidateProfile) -> tuple[float | None, dict[str, Any]]:
+    """Best similarity of the candidate's titles to the job's occupation (None when the job has no title)."""
+    job_roles = list(job.roles)
+    job_tokens = _title_tokens(job.job_title)
+    if not job_roles and not job_tokens:
+        return None, {"matches": [], "gaps": [], "surpluses": []}
+    best = 0.0
+    matched: list[str] = []
+    surplus: list[str] = []
+    job_heads = {_head(job.job_title)} | {_head(r.occupation_name or "") for r in job_roles}
+    job_heads.discard("")
+    for cr in cand.roles:
+        sim = max((_occ_similarity(tax, jr.occupation_id, cr.occupation_id) for jr in job_roles), default=0.0)
+        ct = _title_tokens(cr.title)
+        if job_tokens and ct:
+            overlap = len(job_tokens & ct)
+            # Same head noun ("Teacher" / "Elementary School Teacher") is a strong family signal.
+            if _head(cr.title) in job_heads:
+                sim = max(sim, 0.7 + 0.3 * overlap / len(job_tokens | ct))
+            else:
+                sim = max(sim, 0.6 * overlap / len(job_tokens | ct))
+        weight = 1.0 if (cr.is_headline or cr.years > 0) else 0.9
+        best = max(best, sim * weight)
+        if sim >= ROLE_MATCH_THRESHOLD:
+            if cr.title not in matched:
+                matched.append(cr.title)
+        elif cr.title not in surplus:
+            surplus.append(cr.title)
+    items = {
+        "matches": [{"name": t, "type": "match"} for t in matched],
+        "gaps": [] if matched else [{"name": r.title, "type": "gap"} for r in job_roles]
+        or ([{"name": job.job_title, "type": "gap"}] if job.job_title else []),
+        "surpluses": [{"name": t, "type": "surplus"} for t in surplus[:10]],
+    }
+    return best * 100.0, items
+
+
+def _required_qualifications(tax: Taxonomy, job: JobProfile, req: RequirementsConfig) -> list[Qualification]:
+    quals = [q for q in job.qualifications if q.required]
+    for text in req.required_qualifications:
+        if _DEGREE_WORDS.search(text):
+            low = text.lower()
+            level = next((lv for w, lv in _LEVEL_BY_WORD if w in low), 3)
+            fm = re.search(r"\b(?:in|of)\s+(.+)$", text)
+            quals.append(Qualification("degree", text, level, fm.group(1).strip() if fm else "", "", True))
+        else:
+            entry = tax.lookup_skill(text)
+            quals.append(Qualification("certification", entry.name if entry else text, 0, "",
+                                       entry.id if entry else "text:" + norm(text), True))
+    return quals
+
+
+def _field_match(want: str, have: list[str]) -> bool:
+    w = {t for t in re.split(r"\W+", want.lower()) if t and t not in _GENERIC_FIELD_WORDS}
+    if not w:
+        return True
+    return any(w & {t for t in re.split(r"\W+", h.lower()) if t} for h in have)
+
+
+def score_qualifications(tax: Taxonomy, job: JobProfile, cand: CandidateProfile,
+                         req: RequirementsConfig) -> tuple[float | None, dict[str, Any], list[str]]:
+    required = _required_qualifications(tax, job, req)
+    degrees = [q for q in cand.qualifications if q.kind == "degree"]
+    certs = [q for q in cand.qualifications if q.kind == "certification"]
+    max_level = max((q.level for q in degrees), default=0)
+    matches: list[dict[str, Any]] = []
+    gaps: list[dict[str, Any]] = []
+    used: list[str] = []
+    missing: list[str] = []
+    total = 0.0
+    for q in required:
+        if q.kind == "degree":
+            if max_level >= q.level:
+                ok_field = not q.field or _field_match(q.field, [d.field for d in degrees if d.level >= q.level])
+                total += 1.0 if ok_field else 0.8
+                best = max((d for d in degrees if d.level >= q.level), key=lambda d: (d.level, -d.start))
+                matches.append({"name": best.name, "type": "match"})
+                used.append(best.name)
+            else:
+                total += 0.5 if max_level == q.level - 1 else 0.0
+                gaps.append({"name": q.name, "type": "gap"})
+                missing.append(q.name)
+        else:
+            hit = next((c for c in certs if c.id == q.id or norm(c.name) == norm(q.name)), None)
+            if hit is not None:
+                total += 1.0
+                matches.append({"name": hit.name, "type": "match"})
+                used.append(hit.name)
+            else:
+                gaps.append({"name": q.name, "type": "gap"})
+                missing.append(q.name)
+    surpluses = [{"name": q.name, "type": "surplus"} for q in cand.qualifications if q.name not in used]
+    items = {"matches": matches, "gaps": gaps, "surpluses": surpluses}
+    if not required:
+        return None, items, missing
+    return 100.0 * total / len(required), items, missing
+
+
+def score_sectors(job: JobProfile, cand: CandidateProfile) -> tuple[float | None, dict[str, Any]]:
+    if not job.sectors:
+        return None, {"matches": [], "gaps": [], "surpluses": [{"name": s, "type": "surplus"} for s in cand.sectors]}
+    matches = [s for s in job.sectors if s in cand.sectors]
+    pct = 0.0
+    if matches:
+        pct = 100.0 if cand.sectors and cand.sectors[0] == job.sectors[0] else 75.0
+    items = {
+        "matches": [{"name": s, "type": "match"} for s in matches],
+        "gaps": [{"name": s, "type": "gap"} for s in job.sectors if s not in cand.sectors],
+        "surpluses": [{"name": s, "type": "surplus"} for s in cand.sectors if s not in job.sectors],
+    }
+    return pct, items
+
+
+def required_years(job: JobProfile, req: RequirementsConfig) -> float | None:
+    if req.min_years_experience is not None:
+        return req.min_years_experience or None
+    if job.min_years:
+        return job.min_years
+    if job.seniority:
+        return SENIORITY_YEARS.get(job.seniority) or None
+    return None
+
+
+def band(match_score: int) -> tuple[str, str]:
+    for floor, verdict, recommendation in BANDS:
+        if match_score >= floor:
+            return verdict, recommendation
+    return BANDS[-1][1], BANDS[-1][2]
+
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "SCORING_VERSION",
+    "band",
+    "evidence_strength",
+    "required_years",
+    "round1",
+    "score_match",
+    "score_qualifications",
+    "score_roles",
+    "score_sectors",
+    "score_skills",
+]
+
+
+def score_match(tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: RequirementsConfig,
+                version: str) -> MatchResult:
+    """Score ``cand`` against ``job``: sub-scores, weighted overall, knock-out cap, verdict and explanation."""
+    outcomes, surplus = score_skills(tax, job, cand, req)
+    weights_total = sum(PREFERRED_WEIGHT if not o.job.required else CORE_WEIGHT if o.job.is_core
+                        else REQUIRED_WEIGHT for o in outcomes)
+    skill_pct: float | None = None
+    core_pct = 0.0
+    if outcomes:
+        skill_pct = 100.0 * sum(
+            (PREFERRED_WEIGHT if not o.job.required else CORE_WEIGHT if o.job.is_core else REQUIRED_WEIGHT) * o.score
+            for o in outcomes) / weights_total
+        core = [o for o in outcomes if o.job.is_core] or [o for o in outcomes if o.job.required] or outcomes
+        core_pct = 100.0 * sum(o.score for o in core) / len(core)
+    role_pct, role_items = score_roles(tax, job, cand)
+    qual_pct, qual_items, missing_quals = score_qualifications(tax, job, cand, req)
+    sector_pct, sector_items = score_sectors(job, cand)
+    need_years = required_years(job, req)
+    exp_pct = None if not need_years else 100.0 * min(1.0, cand.total_years / need_years)
+
+    weights = req.weight_map
+    components = {"skills": skill_pct, "roles": role_pct, "experience": exp_pct, "qualifications": qual_pct,
+                  "sectors": sector_pct}
+    applicable = [k for k in DEFAULT_WEIGHTS if components[k] is not None and weights[k] > 0]
+    total_w = sum(weights[k] for k in applicable)
+    overall = sum(weights[k] * (components[k] or 0.0) for k in applicable) / total_w if total_w else 0.0
+    knocked_out = any(o.knockout and o.match_type not in ("exact", "synonym") for o in outcomes)
+    if knocked_out:
+        overall = min(overall, req.knockout_cap)
+    overall = round1(max(0.0, min(100.0, overall)))
+    match_score = math.floor(overall + 0.5)
+    verdict, recommendation = band(match_score)
+
+    skill_matches: list[dict[str, Any]] = []
+    skill_gaps: list[dict[str, Any]] = []
+    for o in outcomes:
+        if o.cand is None or o.match_type is None:
+            skill_gaps.append({"name": o.display, "is_core": o.job.is_core})
+            continue
+        ev = o.cand.mentions[0] if o.cand.mentions else None
+        skill_matches.append({
+            "name": o.display,
+            "match_type": o.match_type,
+            "match_score": round(o.score, 2),
+            "proficiency_match": round(o.proficiency, 2),
+            "duration_match": round(o.duration, 2),
+            "is_core": o.job.is_core,
+            "matched_skill": o.cand.surface,
+            "years": o.cand.years,
+            "evidence": {"start": ev.start, "end": ev.end, "snippet": ev.snippet} if ev else None,
+        })
+    summary = {
+        "skills": {
+            "matches": skill_matches,
+            "gaps": skill_gaps,
+            "surpluses": [{"name": s.surface, "is_core": False} for s in surplus[:15]],
+        },
+        "roles": role_items,
+        "qualifications": qual_items,
+        "sectors": sector_items,
+    }
+    facts = [SkillFact(o.display, o.job.is_core, o.match_type, o.cand.years if o.cand else 0.0,
+                       bool(o.cand and o.cand.experience_mentions and o.match_type != "related"), o.knockout)
+             for o in outcomes]
+    role_titles = [m["name"] for m in role_items["matches"]]
+    qual_names = [m["name"] for m in qual_items["matches"]]
+    return MatchResult(
+        overall_score=overall,
+        match_score=match_score,
+        verdict=verdict,
+        recommendation=recommendation,
+        skill_match_percentage=round1(skill_pct if skill_pct is not None else 100.0),
+        core_skill_match_percentage=round1(core_pct if outcomes else 100.0),
+        role_match_percentage=round1(role_pct if role_pct is not None else 100.0),
+        qualification_match_percentage=round1(qual_pct if qual_pct is not None else 100.0),
+        sector_match_percentage=round1(sector_pct if sector_pct is not None else 100.0),
+        experience_match_percentage=round1(exp_pct if exp_pct is not None else 100.0),
+        match_results_summary=summary,
+        executive_summary=executive_summary(job.job_title, overall, verdict, facts, cand.total_years, need_years,
+                                            role_titles, knocked_out),
+        strengths=tuple(strengths(facts, role_titles, qual_names, cand.total_years, need_years)),
+        gaps=tuple(gaps(facts, missing_quals, cand.total_years, need_years)),
+        knocked_out=knocked_out,
+        candidate_years=cand.total_years,
+        engine_version=version,
+        details={"applicable_components": applicable,
+                 "weights": {k: weights[k] for k in DEFAULT_WEIGHTS}},
+    )
