@@ -14,28 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import importlib.util
 import io
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 from cvmatch.ingest.extraction import ExtractionLimits, ExtractionPool, extract_document_unsandboxed
 from cvmatch.ingest.extraction.normalize import normalize_text
 from cvmatch.ingest.extraction.pdf import split_columns
-
-_FILEGEN = Path(__file__).resolve().parent.parent / "services" / "ingest" / "tests" / "filegen.py"
-
-
-def _filegen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_filegen", _FILEGEN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from cvmatch.testing import filegen as fg
 
 
 def _per_call(fn: Callable[[], object], repeat: int) -> float:
@@ -96,7 +84,6 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=30, help="samples for per-file timings")
     args = parser.parse_args()
 
-    fg = _filegen()
     limits = ExtractionLimits()
     inputs = {
         "pdf (2 pages)": ("cv.pdf", fg.cv_pdf(2)),

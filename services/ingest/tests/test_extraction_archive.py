@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 import zipfile
-from pathlib import Path
-from types import ModuleType
 
 import psutil
 import pytest
@@ -24,21 +20,8 @@ from cvmatch.ingest.extraction import (
     expand_zip,
     scan_zip,
 )
+from cvmatch.testing import filegen as fg
 
-
-def _filegen() -> ModuleType:
-    # Tests run with --import-mode=importlib (no sys.path entry for this folder): load the helper by path.
-    name = "cvmatch_ingest_tests_filegen"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("filegen.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fg = _filegen()
 LIMITS = ExtractionLimits()
 CV_TXT = "\n".join(fg.cv_lines()).encode()
 MB = 1024 * 1024

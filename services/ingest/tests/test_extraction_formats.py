@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -20,21 +16,8 @@ from cvmatch.ingest.extraction import (
     detect_kind,
     extract_document_unsandboxed,
 )
+from cvmatch.testing import filegen as fg
 
-
-def _filegen() -> ModuleType:
-    # Tests run with --import-mode=importlib (no sys.path entry for this folder): load the helper by path.
-    name = "cvmatch_ingest_tests_filegen"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("filegen.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fg = _filegen()
 LIMITS = ExtractionLimits()
 
 
