@@ -9,6 +9,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,28 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RateLimitKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RateLimitKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RateLimitKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RATE_LIMIT_KIND_UNSPECIFIED: _RateLimitKind.ValueType  # 0
+    RATE_LIMIT_KIND_PER_MINUTE: _RateLimitKind.ValueType  # 1
+    RATE_LIMIT_KIND_PER_DAY: _RateLimitKind.ValueType  # 2
+    RATE_LIMIT_KIND_BURST: _RateLimitKind.ValueType  # 3
+    RATE_LIMIT_KIND_CONCURRENCY: _RateLimitKind.ValueType  # 4
+
+class RateLimitKind(_RateLimitKind, metaclass=_RateLimitKindEnumTypeWrapper):
+    """The limit that refused a request."""
+
+RATE_LIMIT_KIND_UNSPECIFIED: RateLimitKind.ValueType  # 0
+RATE_LIMIT_KIND_PER_MINUTE: RateLimitKind.ValueType  # 1
+RATE_LIMIT_KIND_PER_DAY: RateLimitKind.ValueType  # 2
+RATE_LIMIT_KIND_BURST: RateLimitKind.ValueType  # 3
+RATE_LIMIT_KIND_CONCURRENCY: RateLimitKind.ValueType  # 4
+Global___RateLimitKind: _TypeAlias = RateLimitKind  # noqa: Y015
 
 @_typing.final
 class AuthenticateRequest(_message.Message):
@@ -83,19 +106,37 @@ class CheckRateLimitRequest(_message.Message):
     KEY_ID_FIELD_NUMBER: _builtins.int
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     COST_FIELD_NUMBER: _builtins.int
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    RELEASE_LEASE_IDS_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     account_id: _builtins.int
     cost: _builtins.int
+    lease_id: _builtins.str
+    """A UUID chosen by the caller: when set, the request also takes one of the key's concurrent-request
+    slots under this id, held until ReleaseLeases or until it expires.
+    """
+    lease_seconds: _builtins.int
+    """How long the slot lives without renewal (default 30 seconds)."""
+    @_builtins.property
+    def release_lease_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Slots (of any key) whose requests ended since the caller's last call, freed before this check: a
+        busy gateway releases slots this way without a ReleaseLeases call of its own.
+        """
+
     def __init__(
         self,
         *,
         key_id: _builtins.str = ...,
         account_id: _builtins.int = ...,
         cost: _builtins.int = ...,
+        lease_id: _builtins.str = ...,
+        lease_seconds: _builtins.int = ...,
+        release_lease_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cost", b"cost", "key_id", b"key_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cost", b"cost", "key_id", b"key_id", "lease_id", b"lease_id", "lease_seconds", b"lease_seconds", "release_lease_ids", b"release_lease_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -112,12 +153,20 @@ class CheckRateLimitResponse(_message.Message):
     REMAINING_FIELD_NUMBER: _builtins.int
     RESET_UNIX_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    REFUSED_BY_FIELD_NUMBER: _builtins.int
+    CONCURRENT_LIMIT_FIELD_NUMBER: _builtins.int
+    CONCURRENT_ACTIVE_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
     limit: _builtins.int
     remaining: _builtins.int
     reset_unix: _builtins.int
     """Unix seconds when the window resets."""
     retry_after_seconds: _builtins.int
+    refused_by: Global___RateLimitKind.ValueType
+    """Which limit refused the request (unspecified when allowed)."""
+    concurrent_limit: _builtins.int
+    """The key's concurrent-request limit and the slots in use (including this request's when it got one)."""
+    concurrent_active: _builtins.int
     def __init__(
         self,
         *,
@@ -126,14 +175,109 @@ class CheckRateLimitResponse(_message.Message):
         remaining: _builtins.int = ...,
         reset_unix: _builtins.int = ...,
         retry_after_seconds: _builtins.int = ...,
+        refused_by: Global___RateLimitKind.ValueType = ...,
+        concurrent_limit: _builtins.int = ...,
+        concurrent_active: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "limit", b"limit", "remaining", b"remaining", "reset_unix", b"reset_unix", "retry_after_seconds", b"retry_after_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "concurrent_active", b"concurrent_active", "concurrent_limit", b"concurrent_limit", "limit", b"limit", "refused_by", b"refused_by", "remaining", b"remaining", "reset_unix", b"reset_unix", "retry_after_seconds", b"retry_after_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckRateLimitResponse: _TypeAlias = CheckRateLimitResponse  # noqa: Y015
+
+@_typing.final
+class ReleaseLeasesRequest(_message.Message):
+    """Request for ReleaseLeases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lease_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        lease_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_ids", b"lease_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseLeasesRequest: _TypeAlias = ReleaseLeasesRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseLeasesResponse(_message.Message):
+    """Response of ReleaseLeases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELEASED_FIELD_NUMBER: _builtins.int
+    released: _builtins.int
+    """Slots freed now (a slot already freed or expired is not counted)."""
+    def __init__(
+        self,
+        *,
+        released: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["released", b"released"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseLeasesResponse: _TypeAlias = ReleaseLeasesResponse  # noqa: Y015
+
+@_typing.final
+class RenewLeasesRequest(_message.Message):
+    """Request for RenewLeases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_IDS_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    lease_seconds: _builtins.int
+    """The new lifetime from now (default 30 seconds)."""
+    @_builtins.property
+    def lease_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        lease_ids: _abc.Iterable[_builtins.str] | None = ...,
+        lease_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_ids", b"lease_ids", "lease_seconds", b"lease_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewLeasesRequest: _TypeAlias = RenewLeasesRequest  # noqa: Y015
+
+@_typing.final
+class RenewLeasesResponse(_message.Message):
+    """Response of RenewLeases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RENEWED_FIELD_NUMBER: _builtins.int
+    renewed: _builtins.int
+    """Slots still held and renewed (an expired slot is not revived)."""
+    def __init__(
+        self,
+        *,
+        renewed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["renewed", b"renewed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewLeasesResponse: _TypeAlias = RenewLeasesResponse  # noqa: Y015
 
 @_typing.final
 class CreateApiKeyRequest(_message.Message):
@@ -538,19 +682,27 @@ class ReleaseCreditsRequest(_message.Message):
 
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     BATCH_ID_FIELD_NUMBER: _builtins.int
+    MATCHED_CANDIDATES_FIELD_NUMBER: _builtins.int
     account_id: _builtins.int
     batch_id: _builtins.str
+    matched_candidates: _builtins.int
+    """How many of the batch's candidates have a match result; their credits stay held until they are
+    captured (the captures may still be in flight). Unset: release everything not yet captured.
+    """
     def __init__(
         self,
         *,
         account_id: _builtins.int = ...,
         batch_id: _builtins.str = ...,
+        matched_candidates: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_matched_candidates", b"_matched_candidates", "matched_candidates", b"matched_candidates"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "batch_id", b"batch_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_matched_candidates", b"_matched_candidates", "account_id", b"account_id", "batch_id", b"batch_id", "matched_candidates", b"matched_candidates"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__matched_candidates: _TypeAlias = _typing.Literal["matched_candidates"]  # noqa: Y015
+    _WhichOneofArgType__matched_candidates: _TypeAlias = _typing.Literal["_matched_candidates", b"_matched_candidates"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__matched_candidates) -> _WhichOneofReturnType__matched_candidates | None: ...
 
 Global___ReleaseCreditsRequest: _TypeAlias = ReleaseCreditsRequest  # noqa: Y015
 

@@ -45,6 +45,16 @@ class BillingServiceStub:
                 request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitRequest.SerializeToString,
                 response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitResponse.FromString,
                 _registered_method=True)
+        self.ReleaseLeases = channel.unary_unary(
+                '/cvmatch.api.billing.v1.BillingService/ReleaseLeases',
+                request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.ReleaseLeasesRequest.SerializeToString,
+                response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.ReleaseLeasesResponse.FromString,
+                _registered_method=True)
+        self.RenewLeases = channel.unary_unary(
+                '/cvmatch.api.billing.v1.BillingService/RenewLeases',
+                request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesRequest.SerializeToString,
+                response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesResponse.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/cvmatch.api.billing.v1.BillingService/CreateApiKey',
                 request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CreateApiKeyRequest.SerializeToString,
@@ -114,7 +124,22 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CheckRateLimit(self, request, context):
-        """Counts one request against a key's limits, shared by every gateway.
+        """Counts one request against a key's limits, shared by every gateway; with a lease id it also takes
+        one of the key's concurrent-request slots.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseLeases(self, request, context):
+        """Frees concurrent-request slots when their requests end (idempotent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewLeases(self, request, context):
+        """Extends the slots of requests still running, so that only a crashed gateway's slots expire.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -209,6 +234,16 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.CheckRateLimit,
                     request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitRequest.FromString,
                     response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitResponse.SerializeToString,
+            ),
+            'ReleaseLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseLeases,
+                    request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.ReleaseLeasesRequest.FromString,
+                    response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.ReleaseLeasesResponse.SerializeToString,
+            ),
+            'RenewLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewLeases,
+                    request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesRequest.FromString,
+                    response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesResponse.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -321,6 +356,60 @@ class BillingService:
             '/cvmatch.api.billing.v1.BillingService/CheckRateLimit',
             cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitRequest.SerializeToString,
             cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cvmatch.api.billing.v1.BillingService/ReleaseLeases',
+            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.ReleaseLeasesRequest.SerializeToString,
+            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.ReleaseLeasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cvmatch.api.billing.v1.BillingService/RenewLeases',
+            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesRequest.SerializeToString,
+            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,7 +36,13 @@ class BillingServiceStub:
     Authenticate: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.AuthenticateRequest, _billing_service_pb2.AuthenticateResponse]
     """Resolves an API key secret to its account, plan and scopes."""
     CheckRateLimit: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CheckRateLimitRequest, _billing_service_pb2.CheckRateLimitResponse]
-    """Counts one request against a key's limits, shared by every gateway."""
+    """Counts one request against a key's limits, shared by every gateway; with a lease id it also takes
+    one of the key's concurrent-request slots.
+    """
+    ReleaseLeases: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ReleaseLeasesRequest, _billing_service_pb2.ReleaseLeasesResponse]
+    """Frees concurrent-request slots when their requests end (idempotent)."""
+    RenewLeases: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.RenewLeasesRequest, _billing_service_pb2.RenewLeasesResponse]
+    """Extends the slots of requests still running, so that only a crashed gateway's slots expire."""
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CreateApiKeyRequest, _billing_service_pb2.CreateApiKeyResponse]
     """Creates an API key; the secret is returned once."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListApiKeysRequest, _billing_service_pb2.ListApiKeysResponse]
@@ -68,7 +74,13 @@ class BillingServiceAsyncStub(BillingServiceStub):
     Authenticate: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.AuthenticateRequest, _billing_service_pb2.AuthenticateResponse]  # type: ignore[assignment]
     """Resolves an API key secret to its account, plan and scopes."""
     CheckRateLimit: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CheckRateLimitRequest, _billing_service_pb2.CheckRateLimitResponse]  # type: ignore[assignment]
-    """Counts one request against a key's limits, shared by every gateway."""
+    """Counts one request against a key's limits, shared by every gateway; with a lease id it also takes
+    one of the key's concurrent-request slots.
+    """
+    ReleaseLeases: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ReleaseLeasesRequest, _billing_service_pb2.ReleaseLeasesResponse]  # type: ignore[assignment]
+    """Frees concurrent-request slots when their requests end (idempotent)."""
+    RenewLeases: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.RenewLeasesRequest, _billing_service_pb2.RenewLeasesResponse]  # type: ignore[assignment]
+    """Extends the slots of requests still running, so that only a crashed gateway's slots expire."""
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CreateApiKeyRequest, _billing_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     """Creates an API key; the secret is returned once."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListApiKeysRequest, _billing_service_pb2.ListApiKeysResponse]  # type: ignore[assignment]
@@ -109,7 +121,25 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_service_pb2.CheckRateLimitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.CheckRateLimitResponse, _abc.Awaitable[_billing_service_pb2.CheckRateLimitResponse]]:
-        """Counts one request against a key's limits, shared by every gateway."""
+        """Counts one request against a key's limits, shared by every gateway; with a lease id it also takes
+        one of the key's concurrent-request slots.
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseLeases(
+        self,
+        request: _billing_service_pb2.ReleaseLeasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ReleaseLeasesResponse, _abc.Awaitable[_billing_service_pb2.ReleaseLeasesResponse]]:
+        """Frees concurrent-request slots when their requests end (idempotent)."""
+
+    @_abc_1.abstractmethod
+    def RenewLeases(
+        self,
+        request: _billing_service_pb2.RenewLeasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.RenewLeasesResponse, _abc.Awaitable[_billing_service_pb2.RenewLeasesResponse]]:
+        """Extends the slots of requests still running, so that only a crashed gateway's slots expire."""
 
     @_abc_1.abstractmethod
     def CreateApiKey(

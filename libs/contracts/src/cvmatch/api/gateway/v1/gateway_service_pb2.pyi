@@ -303,14 +303,24 @@ class SyncBatchResponse(_message.Message):
     JOB_SUMMARY_FIELD_NUMBER: _builtins.int
     SUMMARY_STATS_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
+    TOTAL_CANDIDATES_FIELD_NUMBER: _builtins.int
+    PROCESSED_CANDIDATES_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     status: _builtins.str
+    """completed or failed; still processing when `timeout` ran out (poll /api/batch/{batch_id}/status)."""
     job_title: _builtins.str
     job_summary: _builtins.str
+    total_candidates: _builtins.int
+    processed_candidates: _builtins.int
     @_builtins.property
     def summary_stats(self) -> _match_result_pb2.SummaryStats: ...
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.ProcessedItem]: ...
+    @_builtins.property
+    def error_message(self) -> _struct_pb2.Value:
+        """A message or null."""
+
     def __init__(
         self,
         *,
@@ -320,10 +330,13 @@ class SyncBatchResponse(_message.Message):
         job_summary: _builtins.str = ...,
         summary_stats: _match_result_pb2.SummaryStats | None = ...,
         results: _abc.Iterable[_resources_pb2.ProcessedItem] | None = ...,
+        total_candidates: _builtins.int = ...,
+        processed_candidates: _builtins.int = ...,
+        error_message: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["summary_stats", b"summary_stats"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error_message", b"error_message", "summary_stats", b"summary_stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "job_summary", b"job_summary", "job_title", b"job_title", "results", b"results", "status", b"status", "summary_stats", b"summary_stats"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "error_message", b"error_message", "job_summary", b"job_summary", "job_title", b"job_title", "processed_candidates", b"processed_candidates", "results", b"results", "status", b"status", "summary_stats", b"summary_stats", "total_candidates", b"total_candidates"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from cvmatch.api.matcher.v1 import match_result_pb2 as cvmatch_dot_api_dot_match
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&cvmatch/api/gateway/v1/resources.proto\x12\x16\x63vmatch.api.gateway.v1\x1a)cvmatch/api/matcher/v1/match_result.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xfe\x01\n\x08\x42\x61tchJob\x12\x14\n\x0c\x62\x61tch_job_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x18\n\x10total_candidates\x18\x04 \x01(\x05\x12\x1c\n\x14processed_candidates\x18\x05 \x01(\x05\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x12\n\nupdated_at\x18\x07 \x01(\t\x12,\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\rerror_message\x18\t \x01(\x0b\x32\x16.google.protobuf.Value\"\xcb\x02\n\rProcessedItem\x12\x1d\n\x15\x63\x61ndidate_id_internal\x18\x01 \x01(\t\x12\x19\n\x11original_filename\x18\x02 \x01(\t\x12\x37\n\x0bmatch_score\x18\x03 \x01(\x0b\x32\".cvmatch.api.matcher.v1.MatchScore\x12J\n\x15match_results_summary\x18\x04 \x01(\x0b\x32+.cvmatch.api.matcher.v1.MatchResultsSummary\x12%\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\x12\x0f\n\x07verdict\x18\x07 \x01(\t\x12\x16\n\x0erecommendation\x18\x08 \x01(\t\x12\x19\n\x11\x65xecutive_summary\x18\t \x01(\t\">\n\tSkippedCv\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xc0\x01\n\x08\x43vResult\x12\x13\n\x0b\x63v_filename\x18\x01 \x01(\t\x12\x13\n\x0bmatch_score\x18\x02 \x01(\x05\x12\x19\n\x11\x65xecutive_summary\x18\x03 \x01(\t\x12\x11\n\tstrengths\x18\x04 \x03(\t\x12\x0c\n\x04gaps\x18\x05 \x03(\t\x12\x16\n\x0erecommendation\x18\x06 \x01(\t\x12\x0f\n\x07verdict\x18\x07 \x01(\t\x12%\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\"F\n\x0cResponseMeta\x12\x11\n\ttimestamp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xbf\x01\n\nApiKeyData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0e\n\x06prefix\x18\x04 \x01(\t\x12\x0e\n\x06scopes\x18\x05 \x03(\t\x12*\n\nexpires_at\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12*\n\nrevoked_at\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\"\x94\x01\n\x0bWebhookData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x12\n\nupdated_at\x18\x07 \x01(\t\x12\x0e\n\x06secret\x18\x08 \x01(\t\"\xfe\x01\n\x13WebhookDeliveryData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nwebhook_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12/\n\x0fnext_attempt_at\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\x12?\n\x0b\x61ttempt_log\x18\t \x03(\x0b\x32*.cvmatch.api.gateway.v1.WebhookAttemptData\"s\n\x12WebhookAttemptData\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\x12\n\nlatency_ms\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x14\n\x0c\x61ttempted_at\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&cvmatch/api/gateway/v1/resources.proto\x12\x16\x63vmatch.api.gateway.v1\x1a)cvmatch/api/matcher/v1/match_result.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x99\x02\n\x08\x42\x61tchJob\x12\x14\n\x0c\x62\x61tch_job_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x18\n\x10total_candidates\x18\x04 \x01(\x05\x12\x1c\n\x14processed_candidates\x18\x05 \x01(\x05\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x12\n\nupdated_at\x18\x07 \x01(\t\x12,\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\rerror_message\x18\t \x01(\x0b\x32\x16.google.protobuf.Value\x12\x19\n\x11idempotent_replay\x18\n \x01(\x08\"\xcb\x02\n\rProcessedItem\x12\x1d\n\x15\x63\x61ndidate_id_internal\x18\x01 \x01(\t\x12\x19\n\x11original_filename\x18\x02 \x01(\t\x12\x37\n\x0bmatch_score\x18\x03 \x01(\x0b\x32\".cvmatch.api.matcher.v1.MatchScore\x12J\n\x15match_results_summary\x18\x04 \x01(\x0b\x32+.cvmatch.api.matcher.v1.MatchResultsSummary\x12%\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\x12\x0f\n\x07verdict\x18\x07 \x01(\t\x12\x16\n\x0erecommendation\x18\x08 \x01(\t\x12\x19\n\x11\x65xecutive_summary\x18\t \x01(\t\">\n\tSkippedCv\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xc0\x01\n\x08\x43vResult\x12\x13\n\x0b\x63v_filename\x18\x01 \x01(\t\x12\x13\n\x0bmatch_score\x18\x02 \x01(\x05\x12\x19\n\x11\x65xecutive_summary\x18\x03 \x01(\t\x12\x11\n\tstrengths\x18\x04 \x03(\t\x12\x0c\n\x04gaps\x18\x05 \x03(\t\x12\x16\n\x0erecommendation\x18\x06 \x01(\t\x12\x0f\n\x07verdict\x18\x07 \x01(\t\x12%\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\"F\n\x0cResponseMeta\x12\x11\n\ttimestamp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xbf\x01\n\nApiKeyData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0e\n\x06prefix\x18\x04 \x01(\t\x12\x0e\n\x06scopes\x18\x05 \x03(\t\x12*\n\nexpires_at\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12*\n\nrevoked_at\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\"\xad\x01\n\x0bWebhookData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x12\n\nupdated_at\x18\x07 \x01(\t\x12\x0e\n\x06secret\x18\x08 \x01(\t\x12\x17\n\x0f\x64isabled_reason\x18\t \x01(\t\"\xfe\x01\n\x13WebhookDeliveryData\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nwebhook_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12/\n\x0fnext_attempt_at\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\x12?\n\x0b\x61ttempt_log\x18\t \x03(\x0b\x32*.cvmatch.api.gateway.v1.WebhookAttemptData\"s\n\x12WebhookAttemptData\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\x12\n\nlatency_ms\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x14\n\x0c\x61ttempted_at\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cvmatch.api.gateway.v1.reso
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BATCHJOB']._serialized_start=140
-  _globals['_BATCHJOB']._serialized_end=394
-  _globals['_PROCESSEDITEM']._serialized_start=397
-  _globals['_PROCESSEDITEM']._serialized_end=728
-  _globals['_SKIPPEDCV']._serialized_start=730
-  _globals['_SKIPPEDCV']._serialized_end=792
-  _globals['_CVRESULT']._serialized_start=795
-  _globals['_CVRESULT']._serialized_end=987
-  _globals['_RESPONSEMETA']._serialized_start=989
-  _globals['_RESPONSEMETA']._serialized_end=1059
-  _globals['_APIKEYDATA']._serialized_start=1062
-  _globals['_APIKEYDATA']._serialized_end=1253
-  _globals['_WEBHOOKDATA']._serialized_start=1256
-  _globals['_WEBHOOKDATA']._serialized_end=1404
-  _globals['_WEBHOOKDELIVERYDATA']._serialized_start=1407
-  _globals['_WEBHOOKDELIVERYDATA']._serialized_end=1661
-  _globals['_WEBHOOKATTEMPTDATA']._serialized_start=1663
-  _globals['_WEBHOOKATTEMPTDATA']._serialized_end=1778
+  _globals['_BATCHJOB']._serialized_end=421
+  _globals['_PROCESSEDITEM']._serialized_start=424
+  _globals['_PROCESSEDITEM']._serialized_end=755
+  _globals['_SKIPPEDCV']._serialized_start=757
+  _globals['_SKIPPEDCV']._serialized_end=819
+  _globals['_CVRESULT']._serialized_start=822
+  _globals['_CVRESULT']._serialized_end=1014
+  _globals['_RESPONSEMETA']._serialized_start=1016
+  _globals['_RESPONSEMETA']._serialized_end=1086
+  _globals['_APIKEYDATA']._serialized_start=1089
+  _globals['_APIKEYDATA']._serialized_end=1280
+  _globals['_WEBHOOKDATA']._serialized_start=1283
+  _globals['_WEBHOOKDATA']._serialized_end=1456
+  _globals['_WEBHOOKDELIVERYDATA']._serialized_start=1459
+  _globals['_WEBHOOKDELIVERYDATA']._serialized_end=1713
+  _globals['_WEBHOOKATTEMPTDATA']._serialized_start=1715
+  _globals['_WEBHOOKATTEMPTDATA']._serialized_end=1830
 # @@protoc_insertion_point(module_scope)

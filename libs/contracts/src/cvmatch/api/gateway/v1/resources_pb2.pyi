@@ -35,6 +35,7 @@ class BatchJob(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENT_REPLAY_FIELD_NUMBER: _builtins.int
     batch_job_id: _builtins.str
     user_id: _builtins.int
     status: _builtins.str
@@ -44,6 +45,8 @@ class BatchJob(_message.Message):
     created_at: _builtins.str
     """RFC 3339."""
     updated_at: _builtins.str
+    idempotent_replay: _builtins.bool
+    """True when an idempotency key replayed an earlier submission (answered with 200 instead of 202)."""
     @_builtins.property
     def completed_at(self) -> _struct_pb2.Value:
         """RFC 3339 or null."""
@@ -64,10 +67,11 @@ class BatchJob(_message.Message):
         updated_at: _builtins.str = ...,
         completed_at: _struct_pb2.Value | None = ...,
         error_message: _struct_pb2.Value | None = ...,
+        idempotent_replay: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "error_message", b"error_message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_job_id", b"batch_job_id", "completed_at", b"completed_at", "created_at", b"created_at", "error_message", b"error_message", "processed_candidates", b"processed_candidates", "status", b"status", "total_candidates", b"total_candidates", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_job_id", b"batch_job_id", "completed_at", b"completed_at", "created_at", b"created_at", "error_message", b"error_message", "idempotent_replay", b"idempotent_replay", "processed_candidates", b"processed_candidates", "status", b"status", "total_candidates", b"total_candidates", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -285,6 +289,7 @@ class WebhookData(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    DISABLED_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     url: _builtins.str
     enabled: _builtins.bool
@@ -292,6 +297,8 @@ class WebhookData(_message.Message):
     created_at: _builtins.str
     updated_at: _builtins.str
     secret: _builtins.str
+    disabled_reason: _builtins.str
+    """Why the endpoint is disabled (e.g. the receiver answered 410 Gone); empty while enabled."""
     @_builtins.property
     def events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -305,10 +312,11 @@ class WebhookData(_message.Message):
         created_at: _builtins.str = ...,
         updated_at: _builtins.str = ...,
         secret: _builtins.str = ...,
+        disabled_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "enabled", b"enabled", "events", b"events", "id", b"id", "secret", b"secret", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "disabled_reason", b"disabled_reason", "enabled", b"enabled", "events", b"events", "id", b"id", "secret", b"secret", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -112,9 +112,20 @@ class _CandidateOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Cand
     CANDIDATE_OUTCOME_LIMITS_EXCEEDED: _CandidateOutcome.ValueType  # 9
     CANDIDATE_OUTCOME_PARSE_ERROR: _CandidateOutcome.ValueType  # 10
     CANDIDATE_OUTCOME_MATCH_FAILED: _CandidateOutcome.ValueType  # 11
+    CANDIDATE_OUTCOME_ALREADY_MATCHED: _CandidateOutcome.ValueType  # 12
+    """A re-run of the same source for the same job_id: this content was already matched for the job in an
+    earlier batch of the account, so it is not matched (nor charged) again. Not a failure.
+    """
+    CANDIDATE_OUTCOME_SOURCE_ERROR: _CandidateOutcome.ValueType  # 13
+    """A remote source (S3, Drive, database) failed part-way: this item could not be read. The items read
+    before the failure are processed normally.
+    """
 
 class CandidateOutcome(_CandidateOutcome, metaclass=_CandidateOutcomeEnumTypeWrapper):
-    """Per-file outcome of validation and extraction."""
+    """Per-file outcome of validation and extraction. PENDING: spooled, awaiting extraction; INGESTED: text
+    stored, awaiting the matcher; MATCHED / MATCH_FAILED: the matcher's verdict; the rest: why the file
+    was not used (never matched, never charged).
+    """
 
 CANDIDATE_OUTCOME_UNSPECIFIED: CandidateOutcome.ValueType  # 0
 CANDIDATE_OUTCOME_PENDING: CandidateOutcome.ValueType  # 1
@@ -128,6 +139,14 @@ CANDIDATE_OUTCOME_NO_EXTRACTABLE_TEXT: CandidateOutcome.ValueType  # 8
 CANDIDATE_OUTCOME_LIMITS_EXCEEDED: CandidateOutcome.ValueType  # 9
 CANDIDATE_OUTCOME_PARSE_ERROR: CandidateOutcome.ValueType  # 10
 CANDIDATE_OUTCOME_MATCH_FAILED: CandidateOutcome.ValueType  # 11
+CANDIDATE_OUTCOME_ALREADY_MATCHED: CandidateOutcome.ValueType  # 12
+"""A re-run of the same source for the same job_id: this content was already matched for the job in an
+earlier batch of the account, so it is not matched (nor charged) again. Not a failure.
+"""
+CANDIDATE_OUTCOME_SOURCE_ERROR: CandidateOutcome.ValueType  # 13
+"""A remote source (S3, Drive, database) failed part-way: this item could not be read. The items read
+before the failure are processed normally.
+"""
 Global___CandidateOutcome: _TypeAlias = CandidateOutcome  # noqa: Y015
 
 @_typing.final
@@ -161,8 +180,11 @@ class Batch(_message.Message):
     api_flavor: Global___ApiFlavor.ValueType
     total_candidates: _builtins.int
     processed_candidates: _builtins.int
+    """Candidates with a final outcome: matched, or failed (at submission, extraction or matching)."""
     failed_candidates: _builtins.int
+    """The failed part of processed_candidates."""
     pending_candidates: _builtins.int
+    """total_candidates - processed_candidates."""
     error_message: _builtins.str
     job_id: _builtins.str
     job_description_sha256: _builtins.str

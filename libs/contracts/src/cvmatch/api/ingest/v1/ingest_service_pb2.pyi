@@ -41,11 +41,21 @@ class BatchHeader(_message.Message):
     CSV_TEXT_FIELD_NUMBER: _builtins.int
     account_id: _builtins.int
     input_type: _batch_pb2.InputType.ValueType
+    """AWS_S3, GOOGLE_DRIVE and DATABASE read their candidates from `source_config_json` at submission
+    (see services/ingest/README.md "Remote sources"); `"rescore": true` in it disables the re-run skip.
+    """
     api_flavor: _batch_pb2.ApiFlavor.ValueType
     job_description_text: _builtins.str
+    """The job description (max 50,000 characters); when empty, a `job_description` file part is required."""
     idempotency_key: _builtins.str
+    """Kept 24 h per account: the same key and request_sha256 replays the original batch
+    (`idempotent_replay`), a different request_sha256 is IDEMPOTENCY_KEY_REUSED (422), a duplicate
+    arriving while the first is still being accepted is IDEMPOTENCY_REQUEST_IN_PROGRESS (409).
+    """
     request_sha256: _builtins.str
-    """Hash of the whole request as the gateway saw it, to tell a replay from a conflict."""
+    """Hash of the whole request as the gateway saw it, to tell a replay from a conflict. When empty,
+    ingest hashes the header fields and the files itself.
+    """
     webhook_url: _builtins.str
     job_id: _builtins.str
     source_config_json: _builtins.str
@@ -53,7 +63,9 @@ class BatchHeader(_message.Message):
     requirements_json: _builtins.str
     request_id: _builtins.str
     max_candidates: _builtins.int
+    """The plan's per-batch CV limit; 0 for none. More candidates is INVALID_INPUT."""
     csv_text: _builtins.str
+    """The CSV itself for input_type CSV_TEXT (same columns as a CSV file)."""
     def __init__(
         self,
         *,
@@ -82,7 +94,19 @@ Global___BatchHeader: _TypeAlias = BatchHeader  # noqa: Y015
 
 @_typing.final
 class FileChunk(_message.Message):
-    """A piece of one uploaded file. `part` names the form field."""
+    """A piece of one uploaded file. `part` names the form field with one of these canonical names:
+    - `cv`: one individual CV file (PDF, DOCX, TXT), repeated; input_type FILES (CV Matching API `cvs`).
+      A file over 5 MB, of an unsupported type or whose bytes do not match its type is refused alone
+      and listed in `skipped_files`.
+    - `zip`: the ZIP archive of input_type ZIP_FILE (nested folders allowed, junk entries ignored).
+    - `csv`: the CSV file of input_type CSV_FILE (columns candidate_id,name,resume_text,filename).
+    - `job_description`: a job description file (PDF, DOCX, TXT), extracted in the sandbox when
+      `job_description_text` is empty.
+    - `pdf`: the single PDF of input_type SINGLE_PDF (CVDeepMatch): `.pdf` name, `application/pdf`
+      content type (else INVALID_INPUT) and bytes starting with `%PDF-` (else INVALID_FILE_CONTENT).
+    A file's chunks are consecutive; `last` ends it (a chunk with a different part also ends the previous
+    file). The stream as a whole is limited by the request size limit (PAYLOAD_TOO_LARGE).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -302,7 +326,7 @@ Global___ListCandidatesResponse: _TypeAlias = ListCandidatesResponse  # noqa: Y0
 
 @_typing.final
 class GetCandidateTextRequest(_message.Message):
-    """Request for GetCandidateText."""
+    """Request for GetCandidateText (internal: the matcher fetches a candidate's text here)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -426,7 +450,7 @@ Global___ExtractTextRequest: _TypeAlias = ExtractTextRequest  # noqa: Y015
 
 @_typing.final
 class ExtractTextResponse(_message.Message):
-    """Response of ExtractText."""
+    """Response of ExtractText: outcome INGESTED with the text, or the reason there is none."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

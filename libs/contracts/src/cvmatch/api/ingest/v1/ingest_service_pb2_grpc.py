@@ -73,6 +73,14 @@ class IngestServiceServicer:
 
     def CreateBatch(self, request_iterator, context):
         """Accepts a batch: the first message carries the header, the rest file chunks.
+
+        Checks the request (parts, sizes, magic bytes, archive pre-checks, CSV parse, job description),
+        counts the candidates, reserves one credit per candidate to extract with billing
+        (FAILED_PRECONDITION / INSUFFICIENT_CREDITS, HTTP 402, when short: nothing is stored), then writes
+        the batch, its candidates, the spool and `ingest.batch.created` in one transaction. Files refused at
+        submission come back in `skipped_files`, are stored as candidates with their outcome and are never
+        charged. Errors: INVALID_INPUT / INVALID_FILE_CONTENT (400), PAYLOAD_TOO_LARGE (413),
+        IDEMPOTENCY_KEY_REUSED (422), IDEMPOTENCY_REQUEST_IN_PROGRESS (409).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,7 +34,16 @@ class IngestServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IngestServiceAsyncStub: ...
     CreateBatch: _grpc.StreamUnaryMultiCallable[_ingest_service_pb2.CreateBatchRequest, _ingest_service_pb2.CreateBatchResponse]
-    """Accepts a batch: the first message carries the header, the rest file chunks."""
+    """Accepts a batch: the first message carries the header, the rest file chunks.
+
+    Checks the request (parts, sizes, magic bytes, archive pre-checks, CSV parse, job description),
+    counts the candidates, reserves one credit per candidate to extract with billing
+    (FAILED_PRECONDITION / INSUFFICIENT_CREDITS, HTTP 402, when short: nothing is stored), then writes
+    the batch, its candidates, the spool and `ingest.batch.created` in one transaction. Files refused at
+    submission come back in `skipped_files`, are stored as candidates with their outcome and are never
+    charged. Errors: INVALID_INPUT / INVALID_FILE_CONTENT (400), PAYLOAD_TOO_LARGE (413),
+    IDEMPOTENCY_KEY_REUSED (422), IDEMPOTENCY_REQUEST_IN_PROGRESS (409).
+    """
     GetBatch: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.GetBatchRequest, _ingest_service_pb2.GetBatchResponse]
     """Returns a batch's status and counts."""
     ListCandidates: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.ListCandidatesRequest, _ingest_service_pb2.ListCandidatesResponse]
@@ -52,7 +61,16 @@ class IngestServiceAsyncStub(IngestServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateBatch: _aio.StreamUnaryMultiCallable[_ingest_service_pb2.CreateBatchRequest, _ingest_service_pb2.CreateBatchResponse]  # type: ignore[assignment]
-    """Accepts a batch: the first message carries the header, the rest file chunks."""
+    """Accepts a batch: the first message carries the header, the rest file chunks.
+
+    Checks the request (parts, sizes, magic bytes, archive pre-checks, CSV parse, job description),
+    counts the candidates, reserves one credit per candidate to extract with billing
+    (FAILED_PRECONDITION / INSUFFICIENT_CREDITS, HTTP 402, when short: nothing is stored), then writes
+    the batch, its candidates, the spool and `ingest.batch.created` in one transaction. Files refused at
+    submission come back in `skipped_files`, are stored as candidates with their outcome and are never
+    charged. Errors: INVALID_INPUT / INVALID_FILE_CONTENT (400), PAYLOAD_TOO_LARGE (413),
+    IDEMPOTENCY_KEY_REUSED (422), IDEMPOTENCY_REQUEST_IN_PROGRESS (409).
+    """
     GetBatch: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.GetBatchRequest, _ingest_service_pb2.GetBatchResponse]  # type: ignore[assignment]
     """Returns a batch's status and counts."""
     ListCandidates: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.ListCandidatesRequest, _ingest_service_pb2.ListCandidatesResponse]  # type: ignore[assignment]
@@ -73,7 +91,16 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_ingest_service_pb2.CreateBatchRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.CreateBatchResponse, _abc.Awaitable[_ingest_service_pb2.CreateBatchResponse]]:
-        """Accepts a batch: the first message carries the header, the rest file chunks."""
+        """Accepts a batch: the first message carries the header, the rest file chunks.
+
+        Checks the request (parts, sizes, magic bytes, archive pre-checks, CSV parse, job description),
+        counts the candidates, reserves one credit per candidate to extract with billing
+        (FAILED_PRECONDITION / INSUFFICIENT_CREDITS, HTTP 402, when short: nothing is stored), then writes
+        the batch, its candidates, the spool and `ingest.batch.created` in one transaction. Files refused at
+        submission come back in `skipped_files`, are stored as candidates with their outcome and are never
+        charged. Errors: INVALID_INPUT / INVALID_FILE_CONTENT (400), PAYLOAD_TOO_LARGE (413),
+        IDEMPOTENCY_KEY_REUSED (422), IDEMPOTENCY_REQUEST_IN_PROGRESS (409).
+        """
 
     @_abc_1.abstractmethod
     def GetBatch(

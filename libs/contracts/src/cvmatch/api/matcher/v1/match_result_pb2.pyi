@@ -30,12 +30,15 @@ class MatchScore(_message.Message):
     ROLE_MATCH_PERCENTAGE_FIELD_NUMBER: _builtins.int
     QUALIFICATION_MATCH_PERCENTAGE_FIELD_NUMBER: _builtins.int
     SECTOR_MATCH_PERCENTAGE_FIELD_NUMBER: _builtins.int
+    EXPERIENCE_MATCH_PERCENTAGE_FIELD_NUMBER: _builtins.int
     overall_score: _builtins.float
     skill_match_percentage: _builtins.float
     core_skill_match_percentage: _builtins.float
     role_match_percentage: _builtins.float
     qualification_match_percentage: _builtins.float
     sector_match_percentage: _builtins.float
+    experience_match_percentage: _builtins.float
+    """Years of experience against the job's minimum (100 when the job sets none)."""
     def __init__(
         self,
         *,
@@ -45,10 +48,11 @@ class MatchScore(_message.Message):
         role_match_percentage: _builtins.float = ...,
         qualification_match_percentage: _builtins.float = ...,
         sector_match_percentage: _builtins.float = ...,
+        experience_match_percentage: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["core_skill_match_percentage", b"core_skill_match_percentage", "overall_score", b"overall_score", "qualification_match_percentage", b"qualification_match_percentage", "role_match_percentage", b"role_match_percentage", "sector_match_percentage", b"sector_match_percentage", "skill_match_percentage", b"skill_match_percentage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["core_skill_match_percentage", b"core_skill_match_percentage", "experience_match_percentage", b"experience_match_percentage", "overall_score", b"overall_score", "qualification_match_percentage", b"qualification_match_percentage", "role_match_percentage", b"role_match_percentage", "sector_match_percentage", b"sector_match_percentage", "skill_match_percentage", b"skill_match_percentage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -97,16 +101,25 @@ class SkillMatch(_message.Message):
     SKILL_ID_FIELD_NUMBER: _builtins.int
     CV_NAME_FIELD_NUMBER: _builtins.int
     YEARS_FIELD_NUMBER: _builtins.int
+    PROFICIENCY_SCORE_FIELD_NUMBER: _builtins.int
+    DURATION_SCORE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     match_type: _builtins.str
     """exact, synonym or related."""
     match_score: _builtins.float
+    """0-100."""
     proficiency_match: _builtins.bool
     duration_match: _builtins.bool
     is_core: _builtins.bool
     skill_id: _builtins.str
     cv_name: _builtins.str
     years: _builtins.float
+    proficiency_score: _builtins.float
+    """How well the CV demonstrates the skill, 0-1 (work history scores higher than a skills list);
+    `proficiency_match` is true when it is shown in dated work.
+    """
+    duration_score: _builtins.float
+    """Years with the skill against the job's minimum for it, 0-1; `duration_match` is true at 1."""
     @_builtins.property
     def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___Evidence]: ...
     def __init__(
@@ -122,10 +135,12 @@ class SkillMatch(_message.Message):
         skill_id: _builtins.str = ...,
         cv_name: _builtins.str = ...,
         years: _builtins.float = ...,
+        proficiency_score: _builtins.float = ...,
+        duration_score: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cv_name", b"cv_name", "duration_match", b"duration_match", "evidence", b"evidence", "is_core", b"is_core", "match_score", b"match_score", "match_type", b"match_type", "name", b"name", "proficiency_match", b"proficiency_match", "skill_id", b"skill_id", "years", b"years"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cv_name", b"cv_name", "duration_match", b"duration_match", "duration_score", b"duration_score", "evidence", b"evidence", "is_core", b"is_core", "match_score", b"match_score", "match_type", b"match_type", "name", b"name", "proficiency_match", b"proficiency_match", "proficiency_score", b"proficiency_score", "skill_id", b"skill_id", "years", b"years"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -297,6 +312,7 @@ class MatchResult(_message.Message):
     SENIORITY_FIELD_NUMBER: _builtins.int
     ENGINE_VERSION_FIELD_NUMBER: _builtins.int
     EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    KNOCKED_OUT_FIELD_NUMBER: _builtins.int
     candidate_id: _builtins.str
     batch_id: _builtins.str
     original_filename: _builtins.str
@@ -310,6 +326,8 @@ class MatchResult(_message.Message):
     seniority: _builtins.str
     engine_version: _builtins.str
     external_id: _builtins.str
+    knocked_out: _builtins.bool
+    """A must-have skill is missing: the score is capped."""
     @_builtins.property
     def match_score(self) -> Global___MatchScore: ...
     @_builtins.property
@@ -336,10 +354,11 @@ class MatchResult(_message.Message):
         seniority: _builtins.str = ...,
         engine_version: _builtins.str = ...,
         external_id: _builtins.str = ...,
+        knocked_out: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["match_results_summary", b"match_results_summary", "match_score", b"match_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "candidate_id", b"candidate_id", "engine_version", b"engine_version", "executive_summary", b"executive_summary", "external_id", b"external_id", "gaps", b"gaps", "integer_score", b"integer_score", "match_results_summary", b"match_results_summary", "match_score", b"match_score", "original_filename", b"original_filename", "recommendation", b"recommendation", "seniority", b"seniority", "strengths", b"strengths", "verdict", b"verdict", "years_of_experience", b"years_of_experience"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "candidate_id", b"candidate_id", "engine_version", b"engine_version", "executive_summary", b"executive_summary", "external_id", b"external_id", "gaps", b"gaps", "integer_score", b"integer_score", "knocked_out", b"knocked_out", "match_results_summary", b"match_results_summary", "match_score", b"match_score", "original_filename", b"original_filename", "recommendation", b"recommendation", "seniority", b"seniority", "strengths", b"strengths", "verdict", b"verdict", "years_of_experience", b"years_of_experience"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

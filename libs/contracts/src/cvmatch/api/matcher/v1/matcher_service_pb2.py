@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from cvmatch.api.matcher.v1 import match_result_pb2 as cvmatch_dot_api_dot_matcher_dot_v1_dot_match__result__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,cvmatch/api/matcher/v1/matcher_service.proto\x12\x16\x63vmatch.api.matcher.v1\x1a)cvmatch/api/matcher/v1/match_result.proto\"E\n\rCandidateText\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\x8c\x01\n\x16ScoreCandidatesRequest\x12\x1c\n\x14job_description_text\x18\x01 \x01(\t\x12\x39\n\ncandidates\x18\x02 \x03(\x0b\x32%.cvmatch.api.matcher.v1.CandidateText\x12\x19\n\x11requirements_json\x18\x03 \x01(\t\"Y\n\x0e\x43\x61ndidateError\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xaf\x01\n\x17ScoreCandidatesResponse\x12\x11\n\tjob_title\x18\x01 \x01(\t\x12\x13\n\x0bjob_summary\x18\x02 \x01(\t\x12\x34\n\x07results\x18\x03 \x03(\x0b\x32#.cvmatch.api.matcher.v1.MatchResult\x12\x36\n\x06\x65rrors\x18\x04 \x03(\x0b\x32&.cvmatch.api.matcher.v1.CandidateError\"C\n\x12ListResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\"\xc7\x01\n\x13ListResultsResponse\x12\x11\n\tjob_title\x18\x01 \x01(\t\x12\x13\n\x0bjob_summary\x18\x02 \x01(\t\x12;\n\rsummary_stats\x18\x03 \x01(\x0b\x32$.cvmatch.api.matcher.v1.SummaryStats\x12\x34\n\x07results\x18\x04 \x03(\x0b\x32#.cvmatch.api.matcher.v1.MatchResult\x12\x15\n\rtotal_results\x18\x05 \x01(\x05\"(\n\x10GetResultRequest\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\"H\n\x11GetResultResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32#.cvmatch.api.matcher.v1.MatchResult\"?\n\x0fParseJobRequest\x12\x1c\n\x14job_description_text\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"\xaa\x01\n\x10ParseJobResponse\x12\x11\n\tjob_title\x18\x01 \x01(\t\x12\x13\n\x0bjob_summary\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x17\n\x0frequired_skills\x18\x04 \x03(\t\x12\x18\n\x10preferred_skills\x18\x05 \x03(\t\x12\x15\n\rminimum_years\x18\x06 \x01(\x01\x12\x14\n\x0cprofile_json\x18\x07 \x01(\t2\xad\x03\n\x0eMatcherService\x12r\n\x0fScoreCandidates\x12..cvmatch.api.matcher.v1.ScoreCandidatesRequest\x1a/.cvmatch.api.matcher.v1.ScoreCandidatesResponse\x12\x66\n\x0bListResults\x12*.cvmatch.api.matcher.v1.ListResultsRequest\x1a+.cvmatch.api.matcher.v1.ListResultsResponse\x12`\n\tGetResult\x12(.cvmatch.api.matcher.v1.GetResultRequest\x1a).cvmatch.api.matcher.v1.GetResultResponse\x12]\n\x08ParseJob\x12\'.cvmatch.api.matcher.v1.ParseJobRequest\x1a(.cvmatch.api.matcher.v1.ParseJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,cvmatch/api/matcher/v1/matcher_service.proto\x12\x16\x63vmatch.api.matcher.v1\x1a)cvmatch/api/matcher/v1/match_result.proto\"E\n\rCandidateText\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\x8c\x01\n\x16ScoreCandidatesRequest\x12\x1c\n\x14job_description_text\x18\x01 \x01(\t\x12\x39\n\ncandidates\x18\x02 \x03(\x0b\x32%.cvmatch.api.matcher.v1.CandidateText\x12\x19\n\x11requirements_json\x18\x03 \x01(\t\"Y\n\x0e\x43\x61ndidateError\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xaf\x01\n\x17ScoreCandidatesResponse\x12\x11\n\tjob_title\x18\x01 \x01(\t\x12\x13\n\x0bjob_summary\x18\x02 \x01(\t\x12\x34\n\x07results\x18\x03 \x03(\x0b\x32#.cvmatch.api.matcher.v1.MatchResult\x12\x36\n\x06\x65rrors\x18\x04 \x03(\x0b\x32&.cvmatch.api.matcher.v1.CandidateError\"C\n\x12ListResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\"\xff\x01\n\x13ListResultsResponse\x12\x11\n\tjob_title\x18\x01 \x01(\t\x12\x13\n\x0bjob_summary\x18\x02 \x01(\t\x12;\n\rsummary_stats\x18\x03 \x01(\x0b\x32$.cvmatch.api.matcher.v1.SummaryStats\x12\x34\n\x07results\x18\x04 \x03(\x0b\x32#.cvmatch.api.matcher.v1.MatchResult\x12\x15\n\rtotal_results\x18\x05 \x01(\x05\x12\x36\n\x06\x65rrors\x18\x06 \x03(\x0b\x32&.cvmatch.api.matcher.v1.CandidateError\"(\n\x10GetResultRequest\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\"\x7f\n\x11GetResultResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32#.cvmatch.api.matcher.v1.MatchResult\x12\x35\n\x05\x65rror\x18\x02 \x01(\x0b\x32&.cvmatch.api.matcher.v1.CandidateError\"?\n\x0fParseJobRequest\x12\x1c\n\x14job_description_text\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"\xaa\x01\n\x10ParseJobResponse\x12\x11\n\tjob_title\x18\x01 \x01(\t\x12\x13\n\x0bjob_summary\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x17\n\x0frequired_skills\x18\x04 \x03(\t\x12\x18\n\x10preferred_skills\x18\x05 \x03(\t\x12\x15\n\rminimum_years\x18\x06 \x01(\x01\x12\x14\n\x0cprofile_json\x18\x07 \x01(\t2\xad\x03\n\x0eMatcherService\x12r\n\x0fScoreCandidates\x12..cvmatch.api.matcher.v1.ScoreCandidatesRequest\x1a/.cvmatch.api.matcher.v1.ScoreCandidatesResponse\x12\x66\n\x0bListResults\x12*.cvmatch.api.matcher.v1.ListResultsRequest\x1a+.cvmatch.api.matcher.v1.ListResultsResponse\x12`\n\tGetResult\x12(.cvmatch.api.matcher.v1.GetResultRequest\x1a).cvmatch.api.matcher.v1.GetResultResponse\x12]\n\x08ParseJob\x12\'.cvmatch.api.matcher.v1.ParseJobRequest\x1a(.cvmatch.api.matcher.v1.ParseJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,15 +43,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTRESULTSREQUEST']._serialized_start=598
   _globals['_LISTRESULTSREQUEST']._serialized_end=665
   _globals['_LISTRESULTSRESPONSE']._serialized_start=668
-  _globals['_LISTRESULTSRESPONSE']._serialized_end=867
-  _globals['_GETRESULTREQUEST']._serialized_start=869
-  _globals['_GETRESULTREQUEST']._serialized_end=909
-  _globals['_GETRESULTRESPONSE']._serialized_start=911
-  _globals['_GETRESULTRESPONSE']._serialized_end=983
-  _globals['_PARSEJOBREQUEST']._serialized_start=985
-  _globals['_PARSEJOBREQUEST']._serialized_end=1048
-  _globals['_PARSEJOBRESPONSE']._serialized_start=1051
-  _globals['_PARSEJOBRESPONSE']._serialized_end=1221
-  _globals['_MATCHERSERVICE']._serialized_start=1224
-  _globals['_MATCHERSERVICE']._serialized_end=1653
+  _globals['_LISTRESULTSRESPONSE']._serialized_end=923
+  _globals['_GETRESULTREQUEST']._serialized_start=925
+  _globals['_GETRESULTREQUEST']._serialized_end=965
+  _globals['_GETRESULTRESPONSE']._serialized_start=967
+  _globals['_GETRESULTRESPONSE']._serialized_end=1094
+  _globals['_PARSEJOBREQUEST']._serialized_start=1096
+  _globals['_PARSEJOBREQUEST']._serialized_end=1159
+  _globals['_PARSEJOBRESPONSE']._serialized_start=1162
+  _globals['_PARSEJOBRESPONSE']._serialized_end=1332
+  _globals['_MATCHERSERVICE']._serialized_start=1335
+  _globals['_MATCHERSERVICE']._serialized_end=1764
 # @@protoc_insertion_point(module_scope)

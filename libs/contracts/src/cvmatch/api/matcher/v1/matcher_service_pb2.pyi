@@ -118,9 +118,15 @@ class ScoreCandidatesResponse(_message.Message):
     job_title: _builtins.str
     job_summary: _builtins.str
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[_match_result_pb2.MatchResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[_match_result_pb2.MatchResult]:
+        """Best first; equal scores keep the request's order."""
+
     @_builtins.property
-    def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___CandidateError]: ...
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___CandidateError]:
+        """Candidates that could not be scored, in the request's order, with a stable reason
+        (no_extractable_text, cv_too_sparse).
+        """
+
     def __init__(
         self,
         *,
@@ -175,13 +181,23 @@ class ListResultsResponse(_message.Message):
     SUMMARY_STATS_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
     TOTAL_RESULTS_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
     job_title: _builtins.str
     job_summary: _builtins.str
     total_results: _builtins.int
+    """Scored candidates in the whole batch."""
     @_builtins.property
     def summary_stats(self) -> _match_result_pb2.SummaryStats: ...
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[_match_result_pb2.MatchResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[_match_result_pb2.MatchResult]:
+        """One page of scored candidates, best first (ties in candidate id order)."""
+
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___CandidateError]:
+        """Every candidate of the batch without a score (not paged), in candidate id order: files ingest could
+        not use and CVs the engine refused, with a stable reason.
+        """
+
     def __init__(
         self,
         *,
@@ -190,10 +206,11 @@ class ListResultsResponse(_message.Message):
         summary_stats: _match_result_pb2.SummaryStats | None = ...,
         results: _abc.Iterable[_match_result_pb2.MatchResult] | None = ...,
         total_results: _builtins.int = ...,
+        errors: _abc.Iterable[Global___CandidateError] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["summary_stats", b"summary_stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_summary", b"job_summary", "job_title", b"job_title", "results", b"results", "summary_stats", b"summary_stats", "total_results", b"total_results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "job_summary", b"job_summary", "job_title", b"job_title", "results", b"results", "summary_stats", b"summary_stats", "total_results", b"total_results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -227,16 +244,24 @@ class GetResultResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def result(self) -> _match_result_pb2.MatchResult: ...
+    def result(self) -> _match_result_pb2.MatchResult:
+        """Set when the candidate was scored."""
+
+    @_builtins.property
+    def error(self) -> Global___CandidateError:
+        """Set instead when the candidate could not be scored (a stable reason such as cv_too_sparse)."""
+
     def __init__(
         self,
         *,
         result: _match_result_pb2.MatchResult | None = ...,
+        error: Global___CandidateError | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

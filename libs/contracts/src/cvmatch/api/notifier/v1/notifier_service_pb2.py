@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from cvmatch.api.notifier.v1 import webhook_pb2 as cvmatch_dot_api_dot_notifier_dot_v1_dot_webhook__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.cvmatch/api/notifier/v1/notifier_service.proto\x12\x17\x63vmatch.api.notifier.v1\x1a%cvmatch/api/notifier/v1/webhook.proto\"]\n\x15\x43reateEndpointRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"d\n\x16\x43reateEndpointResponse\x12:\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32(.cvmatch.api.notifier.v1.WebhookEndpoint\x12\x0e\n\x06secret\x18\x02 \x01(\t\"*\n\x14ListEndpointsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\"T\n\x15ListEndpointsResponse\x12;\n\tendpoints\x18\x01 \x03(\x0b\x32(.cvmatch.api.notifier.v1.WebhookEndpoint\"=\n\x12GetEndpointRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"Q\n\x13GetEndpointResponse\x12:\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32(.cvmatch.api.notifier.v1.WebhookEndpoint\"\xcd\x01\n\x15UpdateEndpointRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x10\n\x03url\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x15\n\rupdate_events\x18\x05 \x01(\x08\x12\x14\n\x07\x65nabled\x18\x06 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x07 \x01(\tH\x02\x88\x01\x01\x42\x06\n\x04_urlB\n\n\x08_enabledB\x0e\n\x0c_description\"T\n\x16UpdateEndpointResponse\x12:\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32(.cvmatch.api.notifier.v1.WebhookEndpoint\"@\n\x15\x44\x65leteEndpointRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteEndpointResponse\"W\n\x13RotateSecretRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x17\n\x0foverlap_seconds\x18\x03 \x01(\x05\"&\n\x14RotateSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\"?\n\x14SendTestEventRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"L\n\x15SendTestEventResponse\x12\x33\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32!.cvmatch.api.notifier.v1.Delivery\"_\n\x15ListDeliveriesRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"O\n\x16ListDeliveriesResponse\x12\x35\n\ndeliveries\x18\x01 \x03(\x0b\x32!.cvmatch.api.notifier.v1.Delivery\"W\n\x17ReplayDeliveriesRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\",\n\x18ReplayDeliveriesResponse\x12\x10\n\x08replayed\x18\x01 \x01(\x05\"!\n\x12ValidateUrlRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\"\x15\n\x13ValidateUrlResponse2\xf7\x08\n\x0fNotifierService\x12q\n\x0e\x43reateEndpoint\x12..cvmatch.api.notifier.v1.CreateEndpointRequest\x1a/.cvmatch.api.notifier.v1.CreateEndpointResponse\x12n\n\rListEndpoints\x12-.cvmatch.api.notifier.v1.ListEndpointsRequest\x1a..cvmatch.api.notifier.v1.ListEndpointsResponse\x12h\n\x0bGetEndpoint\x12+.cvmatch.api.notifier.v1.GetEndpointRequest\x1a,.cvmatch.api.notifier.v1.GetEndpointResponse\x12q\n\x0eUpdateEndpoint\x12..cvmatch.api.notifier.v1.UpdateEndpointRequest\x1a/.cvmatch.api.notifier.v1.UpdateEndpointResponse\x12q\n\x0e\x44\x65leteEndpoint\x12..cvmatch.api.notifier.v1.DeleteEndpointRequest\x1a/.cvmatch.api.notifier.v1.DeleteEndpointResponse\x12k\n\x0cRotateSecret\x12,.cvmatch.api.notifier.v1.RotateSecretRequest\x1a-.cvmatch.api.notifier.v1.RotateSecretResponse\x12n\n\rSendTestEvent\x12-.cvmatch.api.notifier.v1.SendTestEventRequest\x1a..cvmatch.api.notifier.v1.SendTestEventResponse\x12q\n\x0eListDeliveries\x12..cvmatch.api.notifier.v1.ListDeliveriesRequest\x1a/.cvmatch.api.notifier.v1.ListDeliveriesResponse\x12w\n\x10ReplayDeliveries\x12\x30.cvmatch.api.notifier.v1.ReplayDeliveriesRequest\x1a\x31.cvmatch.api.notifier.v1.ReplayDeliveriesResponse\x12h\n\x0bValidateUrl\x12+.cvmatch.api.notifier.v1.ValidateUrlRequest\x1a,.cvmatch.api.notifier.v1.ValidateUrlResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.cvmatch/api/notifier/v1/notifier_service.proto\x12\x17\x63vmatch.api.notifier.v1\x1a%cvmatch/api/notifier/v1/webhook.proto\"]\n\x15\x43reateEndpointRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"d\n\x16\x43reateEndpointResponse\x12:\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32(.cvmatch.api.notifier.v1.WebhookEndpoint\x12\x0e\n\x06secret\x18\x02 \x01(\t\"*\n\x14ListEndpointsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\"T\n\x15ListEndpointsResponse\x12;\n\tendpoints\x18\x01 \x03(\x0b\x32(.cvmatch.api.notifier.v1.WebhookEndpoint\"=\n\x12GetEndpointRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"Q\n\x13GetEndpointResponse\x12:\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32(.cvmatch.api.notifier.v1.WebhookEndpoint\"\xcd\x01\n\x15UpdateEndpointRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x10\n\x03url\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x15\n\rupdate_events\x18\x05 \x01(\x08\x12\x14\n\x07\x65nabled\x18\x06 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x07 \x01(\tH\x02\x88\x01\x01\x42\x06\n\x04_urlB\n\n\x08_enabledB\x0e\n\x0c_description\"T\n\x16UpdateEndpointResponse\x12:\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32(.cvmatch.api.notifier.v1.WebhookEndpoint\"@\n\x15\x44\x65leteEndpointRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteEndpointResponse\"p\n\x13RotateSecretRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x1c\n\x0foverlap_seconds\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x12\n\x10_overlap_seconds\"&\n\x14RotateSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\"?\n\x14SendTestEventRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"L\n\x15SendTestEventResponse\x12\x33\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32!.cvmatch.api.notifier.v1.Delivery\"_\n\x15ListDeliveriesRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"O\n\x16ListDeliveriesResponse\x12\x35\n\ndeliveries\x18\x01 \x03(\x0b\x32!.cvmatch.api.notifier.v1.Delivery\"W\n\x17ReplayDeliveriesRequest\x12\x12\n\naccount_id\x18\x01 \x01(\x05\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\",\n\x18ReplayDeliveriesResponse\x12\x10\n\x08replayed\x18\x01 \x01(\x05\"!\n\x12ValidateUrlRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\"\x15\n\x13ValidateUrlResponse2\xf7\x08\n\x0fNotifierService\x12q\n\x0e\x43reateEndpoint\x12..cvmatch.api.notifier.v1.CreateEndpointRequest\x1a/.cvmatch.api.notifier.v1.CreateEndpointResponse\x12n\n\rListEndpoints\x12-.cvmatch.api.notifier.v1.ListEndpointsRequest\x1a..cvmatch.api.notifier.v1.ListEndpointsResponse\x12h\n\x0bGetEndpoint\x12+.cvmatch.api.notifier.v1.GetEndpointRequest\x1a,.cvmatch.api.notifier.v1.GetEndpointResponse\x12q\n\x0eUpdateEndpoint\x12..cvmatch.api.notifier.v1.UpdateEndpointRequest\x1a/.cvmatch.api.notifier.v1.UpdateEndpointResponse\x12q\n\x0e\x44\x65leteEndpoint\x12..cvmatch.api.notifier.v1.DeleteEndpointRequest\x1a/.cvmatch.api.notifier.v1.DeleteEndpointResponse\x12k\n\x0cRotateSecret\x12,.cvmatch.api.notifier.v1.RotateSecretRequest\x1a-.cvmatch.api.notifier.v1.RotateSecretResponse\x12n\n\rSendTestEvent\x12-.cvmatch.api.notifier.v1.SendTestEventRequest\x1a..cvmatch.api.notifier.v1.SendTestEventResponse\x12q\n\x0eListDeliveries\x12..cvmatch.api.notifier.v1.ListDeliveriesRequest\x1a/.cvmatch.api.notifier.v1.ListDeliveriesResponse\x12w\n\x10ReplayDeliveries\x12\x30.cvmatch.api.notifier.v1.ReplayDeliveriesRequest\x1a\x31.cvmatch.api.notifier.v1.ReplayDeliveriesResponse\x12h\n\x0bValidateUrl\x12+.cvmatch.api.notifier.v1.ValidateUrlRequest\x1a,.cvmatch.api.notifier.v1.ValidateUrlResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,25 +53,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEENDPOINTRESPONSE']._serialized_start=947
   _globals['_DELETEENDPOINTRESPONSE']._serialized_end=971
   _globals['_ROTATESECRETREQUEST']._serialized_start=973
-  _globals['_ROTATESECRETREQUEST']._serialized_end=1060
-  _globals['_ROTATESECRETRESPONSE']._serialized_start=1062
-  _globals['_ROTATESECRETRESPONSE']._serialized_end=1100
-  _globals['_SENDTESTEVENTREQUEST']._serialized_start=1102
-  _globals['_SENDTESTEVENTREQUEST']._serialized_end=1165
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=1167
-  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=1243
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1245
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1340
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1342
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=1421
-  _globals['_REPLAYDELIVERIESREQUEST']._serialized_start=1423
-  _globals['_REPLAYDELIVERIESREQUEST']._serialized_end=1510
-  _globals['_REPLAYDELIVERIESRESPONSE']._serialized_start=1512
-  _globals['_REPLAYDELIVERIESRESPONSE']._serialized_end=1556
-  _globals['_VALIDATEURLREQUEST']._serialized_start=1558
-  _globals['_VALIDATEURLREQUEST']._serialized_end=1591
-  _globals['_VALIDATEURLRESPONSE']._serialized_start=1593
-  _globals['_VALIDATEURLRESPONSE']._serialized_end=1614
-  _globals['_NOTIFIERSERVICE']._serialized_start=1617
-  _globals['_NOTIFIERSERVICE']._serialized_end=2760
+  _globals['_ROTATESECRETREQUEST']._serialized_end=1085
+  _globals['_ROTATESECRETRESPONSE']._serialized_start=1087
+  _globals['_ROTATESECRETRESPONSE']._serialized_end=1125
+  _globals['_SENDTESTEVENTREQUEST']._serialized_start=1127
+  _globals['_SENDTESTEVENTREQUEST']._serialized_end=1190
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_start=1192
+  _globals['_SENDTESTEVENTRESPONSE']._serialized_end=1268
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1270
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1365
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1367
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=1446
+  _globals['_REPLAYDELIVERIESREQUEST']._serialized_start=1448
+  _globals['_REPLAYDELIVERIESREQUEST']._serialized_end=1535
+  _globals['_REPLAYDELIVERIESRESPONSE']._serialized_start=1537
+  _globals['_REPLAYDELIVERIESRESPONSE']._serialized_end=1581
+  _globals['_VALIDATEURLREQUEST']._serialized_start=1583
+  _globals['_VALIDATEURLREQUEST']._serialized_end=1616
+  _globals['_VALIDATEURLRESPONSE']._serialized_start=1618
+  _globals['_VALIDATEURLRESPONSE']._serialized_end=1639
+  _globals['_NOTIFIERSERVICE']._serialized_start=1642
+  _globals['_NOTIFIERSERVICE']._serialized_end=2785
 # @@protoc_insertion_point(module_scope)

@@ -290,19 +290,21 @@ class RotateSecretRequest(_message.Message):
     account_id: _builtins.int
     endpoint_id: _builtins.str
     overlap_seconds: _builtins.int
-    """How long the previous secret keeps signing."""
+    """How long the previous secret keeps signing; absent: the service's default (one day), 0: none."""
     def __init__(
         self,
         *,
         account_id: _builtins.int = ...,
         endpoint_id: _builtins.str = ...,
-        overlap_seconds: _builtins.int = ...,
+        overlap_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_overlap_seconds", b"_overlap_seconds", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "endpoint_id", b"endpoint_id", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_overlap_seconds", b"_overlap_seconds", "account_id", b"account_id", "endpoint_id", b"endpoint_id", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__overlap_seconds: _TypeAlias = _typing.Literal["overlap_seconds"]  # noqa: Y015
+    _WhichOneofArgType__overlap_seconds: _TypeAlias = _typing.Literal["_overlap_seconds", b"_overlap_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__overlap_seconds) -> _WhichOneofReturnType__overlap_seconds | None: ...
 
 Global___RotateSecretRequest: _TypeAlias = RotateSecretRequest  # noqa: Y015
 
