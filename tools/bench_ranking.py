@@ -5,9 +5,10 @@ Usage (from the repository root)::
     .venv/bin/python tools/bench_ranking.py --data ../shared/data
 
 1. Ranking (livecareer_dev, 765 real resumes): for each clean occupational category a job description is
-   written from O*NET (title, description, core tasks, hot technologies); every resume is ranked; a resume
-   is relevant when its category is the job's.  MAP, NDCG@10 and P@10 of cvmatch beside TF-IDF cosine and
-   BM25 computed in the same run.
+   written from O*NET (title as a recruiter would write it, description, core tasks, hot technologies);
+   every resume is ranked; a resume is relevant when its category is the job's.  The engine sees only the
+   job text and each resume's text, one pair at a time: no category, no pool statistics.  MAP, NDCG@10
+   and P@10 of cvmatch beside TF-IDF cosine and BM25 computed in the same run.
 2. Skill extraction: span precision / recall on dotin_resume_ner train (Tech Tools + Job Specific Skills)
    and SkillSpan dev (skill + knowledge spans), beside a plain exact-match dictionary baseline (the same
    taxonomy labels, every hit accepted, no context rules).
@@ -67,6 +68,20 @@ def read_tsv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
+def _singular(words: str) -> str:
+    return words[:-1] if words.endswith("s") and not words.endswith("ss") else words
+
+
+def job_title(onet_title: str) -> str:
+    """The title a recruiter would write for an O*NET occupation title.
+
+    "Accountants and Auditors" -> "Accountant and Auditor"; "Elementary School Teachers, Except Special
+    Education" -> "Elementary School Teacher" (the qualifier is O*NET's classification note, not a title).
+    """
+    title = re.sub(r"\s*\([^)]*\)", "", onet_title.split(", Except")[0]).strip()
+    return " and ".join(_singular(part.strip()) for part in title.split(" and "))
+
+
 def onet_job_descriptions(onet: Path) -> dict[str, str]:
     occ = {r["O*NET-SOC Code"]: r for r in read_tsv(onet / "Occupation Data.txt")}
     tasks: dict[str, list[str]] = defaultdict(list)
@@ -79,9 +94,7 @@ def onet_job_descriptions(onet: Path) -> dict[str, str]:
             tech[r["O*NET-SOC Code"]].append(r["Example"])
     jds: dict[str, str] = {}
     for cat, code in CATEGORY_OCCUPATION.items():
-        title = occ[code]["Title"]
-        singular = title[:-1] if title.endswith("s") and not title.endswith("ss") else title
-        lines = [singular, "", "Job description", occ[code]["Description"], "", "Responsibilities"]
+        lines = [job_title(occ[code]["Title"]), "", "Job description", occ[code]["Description"], "", "Responsibilities"]
         lines += [f"- {t}" for t in tasks[code][:10]]
         lines += ["", "Requirements"]
         if tech[code]:

@@ -30,7 +30,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FORMAT_VERSION = 1
+# The engine's title-word normalisation: rarity counts must use the words the engine compares.
+from cvmatch.matcher.engine.taxonomy import singular_title, surface_prefixes, title_words
+
+FORMAT_VERSION = 2
 MAX_SKILL_WORDS = 4
 MAX_TITLE_WORDS = 5
 MAX_LABEL_CHARS = 48
@@ -383,6 +386,14 @@ wildcard zip zooming webserver websocket emulation filesystems bigdata blackberr
 """.split())
 # ESCO alternative labels that point at the wrong concept (e.g. "Mocha", a test runner, under JavaScript).
 BAD_ESCO_ALIASES = {"mocha", "escript", "live script", "live-script", "csjs"}
+# Labels that resolve to the wrong concept or are ordinary phrases, found among the most frequent hits on
+# resume text ("source" -> Source 2, "pos" -> blockchain consensus, "did" -> direct inward dialing).
+BAD_LABELS = {
+    "source", "pos", "did", "cpt", "spe", "ems", "jersey", "boost", "presenter", "wild", "fastest",
+    "after the deadline", "application procedure", "application process", "be responsible",
+}
+# A label starting with a function word is a fragment of a longer ESCO label ("and procedures").
+_FRAGMENT = re.compile(r"^(?:and|or|of|the|a|an|to|for|with|in|on|be)\s")
 
 _VERSIONED_TAG = re.compile(r"(-\d|\d+\.x$|-\d{4}$|\d$)")
 _ACRONYM_TAIL = re.compile(r"^(?P<full>.+?)\s+(?P<acr>[A-Z][A-Z0-9/&+.-]{1,9})(?:\s+(?:software|systems?))?$")
@@ -407,6 +418,9 @@ class Skill:
     category: str | None = None
     popularity: int = 0
     sources: set[str] = field(default_factory=set)
+    # Number of O*NET occupations listing this product (0: not an O*NET technology).  The engine turns it
+    # into a rarity weight: a tool every occupation lists (Excel, Outlook) says little about fit.
+    onet_occupations: int = 0
 
 
 @dataclass
@@ -439,6 +453,9 @@ class Builder:
             return False
         if n in GENERIC_LABELS and not trusted:
             self.dropped["generic"] += 1
+            return False
+        if (n in BAD_LABELS or _FRAGMENT.match(n)) and not trusted:
+            self.dropped["bad_or_fragment"] += 1
             return False
         if re.fullmatch(r"[\d\W]+", n):
             self.dropped["numeric"] += 1
@@ -488,6 +505,21 @@ class Builder:
         self.skills[owner_key].aliases[a] = surface
 
 
+def title_word_df(occupations: Iterable[Occupation]) -> dict[str, int]:
+    """Occupation count per title word (words in two or more occupations' titles)."""
+    df: Counter[str] = Counter()
+    for occ in occupations:
+        df.update({w for t in [norm(occ.name), *occ.titles] for w in title_words(t)})
+    return {w: n for w, n in sorted(df.items()) if n >= 2}
+
+
+def _group(rows: list[dict[str, str]], key: str, value: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        out[r[key]].add(r[value])
+    return out
+
+
 def read_tsv(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", errors="replace") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
@@ -519,7 +551,9 @@ def onet_aliases(example: str) -> tuple[str, list[str]]:
     if m and len(m.group("acr")) >= 2:
         full, acr = m.group("full"), m.group("acr")
         initials = "".join(w[0] for w in full.split() if w[0].isalpha()).upper()
-        if acr.replace("/", "").upper().startswith(initials[:2]) or acr.upper() in initials:
+        # A one-word "full" form is a vendor, not the acronym's expansion ("IBM ILOG", "Adobe AIR").
+        if len(initials) >= 2 and (acr.replace("/", "").upper().startswith(initials[:2])
+                                   or acr.upper() in initials):
             aliases += [full, acr]
     if base.endswith(" software"):
         aliases.append(base[: -len(" software")])
@@ -528,7 +562,9 @@ def onet_aliases(example: str) -> tuple[str, list[str]]:
             rest = base[len(vendor) + 1:]
             if rest.endswith(" software"):
                 rest = rest[: -len(" software")]
-            if len(rest) >= 2:
+            # A short all-caps remainder names a product category, not this product ("Blackbaud CRM",
+            # "Oracle HRIS"): as an alias it would claim every CV that mentions a CRM.
+            if len(rest) >= 2 and not (rest.isupper() and rest.isalpha() and len(rest) <= 4):
                 aliases.append(rest)
     return example, aliases
 
@@ -553,6 +589,8 @@ def build(data: Path) -> dict[str, object]:
     # 2. O*NET technology skills: product names with commodity classes (for "related") and popularity.
     tech = read_tsv(onet / "Technology Skills.txt")
     occ_count: Counter[str] = Counter(r["Example"] for r in tech)
+    n_occ_listing = {ex: len(codes) for ex, codes in _group(tech, "Example", "O*NET-SOC Code").items()}
+    onet_occupations_with_tech = len({r["O*NET-SOC Code"] for r in tech})
     hot = {r["Example"] for r in tech if r["Hot Technology"] == "Y"}
     commodity: dict[str, str] = {}
     for r in tech:
@@ -563,7 +601,9 @@ def build(data: Path) -> dict[str, object]:
         aliases = [a for a in aliases if a == example or len(a.split()) > 1
                    or not (b.is_general_word(a) or norm(a) in GENERIC_LABELS)]
         pop = occ_count[example] + (20 if example in hot else 0)
-        b.add(name, "tool", aliases, "onet", category=commodity[example], popularity=pop)
+        added = b.add(name, "tool", aliases, "onet", category=commodity[example], popularity=pop)
+        if added is not None:
+            added.onet_occupations = max(added.onet_occupations, n_occ_listing[example])
 
     # 3. Stack Overflow tags: popular, tech-shaped, not ordinary English; mostly add aliases and popularity.
     so_rows = read_csv(data / "stackoverflow_tags" / "stackoverflow_tags.csv")
@@ -685,8 +725,10 @@ def build(data: Path) -> dict[str, object]:
     # A single-word title owned by many occupations ("agent", "associate") says little: drop it.  Words
     # shared by a few ("teacher", "chef") stay; the engine maps them to their first owner and compares titles
     # by words as well, so the family still matches.
+    generic_titles: set[str] = set()
     for t, owners in title_owners.items():
         if len(t.split()) == 1 and len(set(owners)) > 6:
+            generic_titles.add(t)
             for oid in sorted(set(owners)):
                 occupations[oid].titles.pop(t, None)
 
@@ -704,7 +746,11 @@ def build(data: Path) -> dict[str, object]:
     categories = sorted({s.category for s in skills if s.category})
     cat_index = {c: i for i, c in enumerate(categories)}
 
-    skill_records = []
+    skill_records: list[dict[str, object]] = []
+    surface_keys: list[str] = []
+    surface_skill: list[int] = []
+    surface_index: dict[str, int] = {}
+    surface_case_forms: dict[str, list[str]] = {}
     for s in skills:
         aliases = sorted(a for a in s.aliases if a != norm(s.name))
         ctx = sorted({surface for a, surface in s.aliases.items()
@@ -712,10 +758,19 @@ def build(data: Path) -> dict[str, object]:
                                                   or (b.is_general_word(a) and a not in KEEP_SINGLE
                                                       and s.group in ("tool", "certification")))})
         rec: dict[str, object] = {"id": ids[norm(s.name)], "name": s.name, "group": s.group}
-        if aliases:
-            rec["aliases"] = aliases
-        if ctx:
-            rec["ctx"] = ctx
+        # Matchable surfaces, first owner wins, in the engine's index order; words that are also ordinary
+        # English keep the spellings (as written, upper, title case) that count in a skill context.
+        ctx_by_key: dict[str, set[str]] = defaultdict(set)
+        for form in ctx:
+            ctx_by_key[norm(form)].update((form, form.upper(), form.title()))
+        for key in (norm(s.name), *aliases):
+            if key in surface_index:
+                continue
+            surface_index[key] = len(surface_keys)
+            if ctx_by_key.get(key):
+                surface_case_forms[str(len(surface_keys))] = sorted(ctx_by_key[key])
+            surface_keys.append(key)
+            surface_skill.append(len(skill_records))
         rel = sorted(ids[norm(r)] for r in s.related if norm(r) in ids and ids[norm(r)] != rec["id"])
         if rel:
             rec["rel"] = rel
@@ -723,15 +778,24 @@ def build(data: Path) -> dict[str, object]:
             rec["cat"] = cat_index[s.category]
         if s.popularity:
             rec["pop"] = s.popularity
+        if s.onet_occupations:
+            rec["occ"] = s.onet_occupations
         skill_records.append(rec)
 
     occ_records = []
-    for occ in sorted(occupations.values(), key=lambda o: o.id):
-        titles = sorted(t for t in occ.titles if t != norm(occ.name))
-        orec: dict[str, object] = {"id": occ.id, "name": occ.name, "sector": occ.sector, "titles": titles}
+    ordered = sorted(occupations.values(), key=lambda o: o.id)
+    for occ in ordered:
+        orec: dict[str, object] = {"id": occ.id, "name": occ.name, "sector": occ.sector}
         if occ.related:
             orec["rel"] = occ.related
         occ_records.append(orec)
+    # Titles as (title, occupation index) pairs in priority order: the engine maps a title to its first
+    # owner.  An occupation owns its own name first ("interior designer" is 27-1025 Interior Designers, not
+    # an alternate title of Architects), then its singular, then alternate titles (O*NET codes sort first).
+    title_pairs: list[tuple[str, int]] = [(norm(o.name), i) for i, o in enumerate(ordered)]
+    title_pairs += [(singular_title(norm(o.name)), i) for i, o in enumerate(ordered)
+                    if singular_title(norm(o.name)) != norm(o.name)]
+    title_pairs += [(t, i) for i, o in enumerate(ordered) for t in sorted(o.titles) if t != norm(o.name)]
 
     n_alias = sum(len(s.aliases) - 1 for s in skills)
     n_titles = sum(len(o.titles) for o in occupations.values())
@@ -744,7 +808,22 @@ def build(data: Path) -> dict[str, object]:
         "sectors": sorted(set(SOC_MAJOR.values()) | {"Other"}),
         "categories": categories,
         "skills": skill_records,
+        "surface_keys": surface_keys,
+        "surface_skill": surface_skill,
+        "surface_case_forms": surface_case_forms,
+        # Spans that begin a longer surface (up to one of its token ends): the matcher scans on past them.
+        "surface_prefixes": sorted({p for key in surface_keys for p in surface_prefixes(key)}),
         "occupations": occ_records,
+        "titles": [t for t, _i in title_pairs],
+        "title_occupation": [i for _t, i in title_pairs],
+        # Single-word titles too ambiguous to map to one occupation ("consultant", "teacher"): still a title.
+        "generic_titles": sorted(generic_titles),
+        # In how many occupations' titles each title word occurs (>= 2 only): the engine's title-word rarity.
+        "title_word_df": title_word_df(occupations.values()),
+        # Last words of known titles ("manager", "consultant"): a CV headline ending in one is a job title.
+        "title_heads": sorted({t.split()[-1] for o in occupations.values() for t in [norm(o.name), *o.titles]
+                               if re.fullmatch(r"[a-z][a-z-]+", t.split()[-1])} | generic_titles),
+        "onet_occupations_with_tech": onet_occupations_with_tech,
     }
 
 
@@ -767,8 +846,9 @@ O*NET 29.2 Database
   Employment and Training Administration (USDOL/ETA), used under the CC BY 4.0 license.
   O*NET(R) is a trademark of USDOL/ETA.  cvmatch has modified all or some of this information;
   USDOL/ETA has not approved, endorsed, or tested these modifications.
-  Files used: Occupation Data, Alternate Titles, Sample of Reported Titles, Technology Skills,
-  Related Occupations.
+  Files used: Occupation Data, Alternate Titles, Sample of Reported Titles, Technology Skills (product
+  names, and how many occupations list each: the skill rarity weight), Related Occupations, Task
+  Statements (only to learn which words are ordinary English).
 
 Stack Overflow tags
   Tag names and question counts from the Stack Exchange Data Explorer (data.stackexchange.com),

@@ -92,8 +92,9 @@ class MatchEngine:
             out.append((start, end, entry.id, entry.name))
         return out
 
-    def score(self, job: JobProfile, candidate: CandidateProfile,
-              requirements: RequirementsConfig | None = None) -> MatchResult:
+    def score(
+        self, job: JobProfile, candidate: CandidateProfile, requirements: RequirementsConfig | None = None
+    ) -> MatchResult:
         """Deterministic score of ``candidate`` for ``job`` under ``requirements`` (defaults when None)."""
         return score_match(self.taxonomy, job, candidate, requirements or RequirementsConfig(), self.version)
 

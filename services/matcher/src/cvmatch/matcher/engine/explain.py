@@ -27,9 +27,16 @@ def _join(names: list[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def executive_summary(job_title: str, overall: float, verdict: str, facts: list[SkillFact],
-                      candidate_years: float, required_years: float | None, role_titles: list[str],
-                      knocked_out: bool) -> str:
+def executive_summary(
+    job_title: str,
+    overall: float,
+    verdict: str,
+    facts: list[SkillFact],
+    candidate_years: float,
+    required_years: float | None,
+    role_titles: list[str],
+    knocked_out: bool,
+) -> str:
     core = [f for f in facts if f.is_core]
     pool = core or facts
     matched = [f for f in pool if f.match_type in ("exact", "synonym")]
@@ -44,8 +51,10 @@ def executive_summary(job_title: str, overall: float, verdict: str, facts: list[
             s += f" and related experience for {len(related)} more"
         parts.append(s + ".")
     if required_years:
-        parts.append(f"It documents {_fmt_years(candidate_years)} of dated experience against "
-                     f"{_fmt_years(required_years)} required.")
+        parts.append(
+            f"It documents {_fmt_years(candidate_years)} of dated experience against "
+            f"{_fmt_years(required_years)} required."
+        )
     elif candidate_years:
         parts.append(f"It documents {_fmt_years(candidate_years)} of dated experience.")
     if role_titles:
@@ -57,8 +66,13 @@ def executive_summary(job_title: str, overall: float, verdict: str, facts: list[
     return " ".join(parts)
 
 
-def strengths(facts: list[SkillFact], role_titles: list[str], qualification_matches: list[str],
-              candidate_years: float, required_years: float | None) -> list[str]:
+def strengths(
+    facts: list[SkillFact],
+    role_titles: list[str],
+    qualification_matches: list[str],
+    candidate_years: float,
+    required_years: float | None,
+) -> list[str]:
     out: list[str] = []
     worked = [f for f in facts if f.match_type in ("exact", "synonym") and f.in_work_history]
     worked.sort(key=lambda f: (not f.is_core, -f.years))
@@ -73,15 +87,18 @@ def strengths(facts: list[SkillFact], role_titles: list[str], qualification_matc
     if role_titles:
         out.append(f"Held a matching role: {_join(role_titles[:2])}.")
     if required_years and candidate_years >= required_years:
-        out.append(f"{_fmt_years(candidate_years).capitalize()} of experience meets the "
-                   f"{_fmt_years(required_years)} asked for.")
+        out.append(
+            f"{_fmt_years(candidate_years).capitalize()} of experience meets the "
+            f"{_fmt_years(required_years)} asked for."
+        )
     for q in qualification_matches[:2]:
         out.append(f"Holds {q}.")
     return out
 
 
-def gaps(facts: list[SkillFact], missing_qualifications: list[str], candidate_years: float,
-         required_years: float | None) -> list[str]:
+def gaps(
+    facts: list[SkillFact], missing_qualifications: list[str], candidate_years: float, required_years: float | None
+) -> list[str]:
     out: list[str] = []
     for f in facts:
         if f.match_type is None and (f.is_core or f.knockout):
@@ -94,8 +111,10 @@ def gaps(facts: list[SkillFact], missing_qualifications: list[str], candidate_ye
     if optional:
         out.append(f"Not shown: {_join(optional[:5])}.")
     if required_years and candidate_years < required_years:
-        out.append(f"{_fmt_years(candidate_years).capitalize()} of dated experience; the role asks for "
-                   f"{_fmt_years(required_years)}.")
+        out.append(
+            f"{_fmt_years(candidate_years).capitalize()} of dated experience; the role asks for "
+            f"{_fmt_years(required_years)}."
+        )
     for q in missing_qualifications[:3]:
         out.append(f"Required qualification not found: {q}.")
     return out

@@ -15,35 +15,78 @@ from .types import CandidateProfile, JobProfile, Mention, Qualification, Role, S
 
 MIN_CV_WORDS = 12
 MAX_MENTIONS = 8
+SNIPPET_MENTIONS = 3
 SNIPPET_RADIUS = 60
 
 EXPERIENCE_SECTIONS = ("experience", "projects")
 NOT_EMPLOYMENT = ("education", "certifications", "other", "languages", "skills")
 
 _DEGREES: list[tuple[int, str, re.Pattern[str]]] = [
-    (5, "Doctorate", re.compile(r"\b(?:ph\.?\s?d\.?|doctor(?:ate)? of [a-z]+|doctorate|d\.phil|ed\.d\.?|j\.d\.?"
-                                r"|m\.d\.)(?![a-z])", re.I)),
-    (4, "Master's", re.compile(r"\b(?:master'?s?|m\.s\.|m\.sc\.?|msc|mba|m\.b\.a\.?|m\.a\.|m\.eng\.?|meng"
-                               r"|m\.tech|mtech|mca|m\.ed\.?|mph|llm|ms(?= in )|ma(?= in ))(?![a-z])", re.I)),
-    (3, "Bachelor's", re.compile(r"\b(?:bachelor'?s?|b\.s\.|b\.sc\.?|bsc|b\.a\.|b\.e\.|b\.eng\.?|beng|b\.tech"
-                                 r"|btech|bba|b\.b\.a\.?|b\.com|bcom|bca|llb|undergraduate degree|bs(?= in )"
-                                 r"|ba(?= in )|be(?= in ))(?![a-z])", re.I)),
-    (2, "Associate", re.compile(r"\b(?:associate'?s? (?:degree|of)|a\.a\.s?\.|a\.s\.|aas|diploma in"
-                                r"|higher national diploma|hnd)(?![a-z])", re.I)),
+    (
+        5,
+        "Doctorate",
+        re.compile(
+            r"\b(?:ph\.?\s?d\.?|doctor(?:ate)? of [a-z]+|doctorate|d\.phil|ed\.d\.?|j\.d\.?"
+            r"|m\.d\.)(?![a-z])",
+            re.I,
+        ),
+    ),
+    (
+        4,
+        "Master's",
+        re.compile(
+            r"\b(?:master'?s?|m\.s\.|m\.sc\.?|msc|mba|m\.b\.a\.?|m\.a\.|m\.eng\.?|meng"
+            r"|m\.tech|mtech|mca|m\.ed\.?|mph|llm|ms(?= in )|ma(?= in ))(?![a-z])",
+            re.I,
+        ),
+    ),
+    (
+        3,
+        "Bachelor's",
+        re.compile(
+            r"\b(?:bachelor'?s?|b\.s\.|b\.sc\.?|bsc|b\.a\.|b\.e\.|b\.eng\.?|beng|b\.tech"
+            r"|btech|bba|b\.b\.a\.?|b\.com|bcom|bca|llb|undergraduate degree|bs(?= in )"
+            r"|ba(?= in )|be(?= in ))(?![a-z])",
+            re.I,
+        ),
+    ),
+    (
+        2,
+        "Associate",
+        re.compile(
+            r"\b(?:associate'?s? (?:degree|of)|a\.a\.s?\.|a\.s\.|aas|diploma in"
+            r"|higher national diploma|hnd)(?![a-z])",
+            re.I,
+        ),
+    ),
     (1, "High school", re.compile(r"\b(?:high school diploma|high school|ged|secondary school)(?![a-z])", re.I)),
 ]
-_FIELD = re.compile(r"^\s*(?:degree\s+)?(?:of\s+(?:science|arts|engineering|business administration)\s+)?"
-                    r"(?:in|of|,)\s+(?P<field>[A-Za-z][A-Za-z&/ -]{2,60})")
+_FIELD = re.compile(
+    r"^\s*(?:degree\s+)?(?:of\s+(?:science|arts|engineering|business administration)\s+)?"
+    r"(?:in|of|,)\s+(?P<field>[A-Za-z][A-Za-z&/ -]{2,60})"
+)
 _FIELD_STOP = re.compile(r"\s+(?:from|at|or|and related|with|-|–|\d).*$|[,;.(|].*$", re.I)
-_YEARS_REQ = re.compile(r"(?<![\d.])(\d{1,2})(?:\.\d)?\s*\+?\s*(?:(?:-|–|to)\s*\d{1,2}\s*)?\+?\s*(?:years?|yrs?)\b"
-                        r"(?:\s+of)?", re.I)
-_YEARS_CLAIM = re.compile(r"(?<![\d.])(\d{1,2})(?:\.\d)?\s*\+?\s*(?:years?|yrs?)\b(?:\s+of)?\s+(?:\w+\s+){0,3}"
-                          r"?experience", re.I)
-_PREFERRED_CUE = re.compile(r"\b(?:nice[ -]to[ -]have|preferred|preferably|is a plus|a plus|bonus|desirable"
-                            r"|ideally|good to have|advantage|advantageous|not required|optional)\b", re.I)
+_YEARS_REQ = re.compile(
+    r"(?<![\d.])(\d{1,2})(?:\.\d)?\s*\+?\s*(?:(?:-|–|to)\s*\d{1,2}\s*)?\+?\s*(?:years?|yrs?)\b"
+    r"(?:\s+of)?",
+    re.I,
+)
+_YEARS_CLAIM = re.compile(
+    r"(?<![\d.])(\d{1,2})(?:\.\d)?\s*\+?\s*(?:years?|yrs?)\b(?:\s+of)?\s+(?:\w+\s+){0,3}"
+    r"?experience",
+    re.I,
+)
+_PREFERRED_CUE = re.compile(
+    r"\b(?:nice[ -]to[ -]have|preferred|preferably|is a plus|a plus|bonus|desirable"
+    r"|ideally|good to have|advantage|advantageous|not required|optional)\b",
+    re.I,
+)
 _REQUIRED_CUE = re.compile(r"\b(?:must|required|requires|mandatory|essential|minimum|at least)\b", re.I)
-_LANGUAGE_CUE = re.compile(r"\b(?:fluent|fluency|native|bilingual|proficien|speak|spoken|written|language"
-                           r"|conversational|mother tongue|[abc][12]\b|intermediate|advanced|business level)", re.I)
+_LANGUAGE_CUE = re.compile(
+    r"\b(?:fluent|fluency|native|bilingual|proficien|speak|spoken|written|language"
+    r"|conversational|mother tongue|[abc][12]\b|intermediate|advanced|business level)",
+    re.I,
+)
 _TITLE_PREFIX = re.compile(r"^\s*(?:job\s+title|position|role|title|vacancy|job)\s*[:\-–]\s*", re.I)
 _SENIORITY = [
     ("executive", re.compile(r"\b(?:chief|cto|ceo|cfo|coo|vp|vice president|president|head of)\b", re.I)),
@@ -53,8 +96,15 @@ _SENIORITY = [
     ("junior", re.compile(r"\b(?:junior|jr\.?|entry[- ]level|graduate|trainee)(?![a-z])", re.I)),
     ("intern", re.compile(r"\b(?:intern|internship|apprentice)\b", re.I)),
 ]
-SENIORITY_YEARS = {"intern": 0.0, "junior": 0.0, "mid": 2.0, "senior": 5.0, "lead": 7.0, "director": 8.0,
-                   "executive": 10.0}
+SENIORITY_YEARS = {
+    "intern": 0.0,
+    "junior": 0.0,
+    "mid": 2.0,
+    "senior": 5.0,
+    "lead": 7.0,
+    "director": 8.0,
+    "executive": 10.0,
+}
 
 
 @dataclass
@@ -127,7 +177,7 @@ def find_degrees(text: str, lines: list[Line], *, job: bool) -> list[Qualificati
     out: list[Qualification] = []
     seen: set[tuple[int, str]] = set()
     for line in lines:
-        raw = text[line.start:line.end]
+        raw = text[line.start : line.end]
         if not raw.strip() or len(raw) > 400:
             continue
         section = _section_of(line)
@@ -140,7 +190,7 @@ def find_degrees(text: str, lines: list[Line], *, job: bool) -> list[Qualificati
                 continue
             if level == 1 and any(lv > 1 for lv, _n, p in _DEGREES if p.search(raw)):
                 break
-            fm = _FIELD.match(raw[m.end():])
+            fm = _FIELD.match(raw[m.end() :])
             fld = ""
             if fm:
                 fld = _FIELD_STOP.sub("", fm.group("field")).strip()
@@ -152,8 +202,9 @@ def find_degrees(text: str, lines: list[Line], *, job: bool) -> list[Qualificati
             seen.add(key)
             required = not (job and (section == "preferred" or _PREFERRED_CUE.search(raw)))
             name = f"{label} in {fld}" if fld else f"{label} degree"
-            out.append(Qualification("degree", name, level, fld, "", required, line.start + m.start(),
-                                     line.start + m.end()))
+            out.append(
+                Qualification("degree", name, level, fld, "", required, line.start + m.start(), line.start + m.end())
+            )
             break
     return out
 
@@ -168,7 +219,7 @@ class Extractor:
 
     def _headline(self, text: str, lines: list[Line]) -> tuple[int, int] | None:
         for line in lines[:8]:
-            raw = text[line.start:line.end]
+            raw = text[line.start : line.end]
             if raw.strip() and not line.is_heading:
                 m = _TITLE_PREFIX.match(raw)
                 lead = len(raw) - len(raw.lstrip())
@@ -190,8 +241,7 @@ class Extractor:
                 continue
             used.append((a, b))
             occ = self.tax.occupations[oidx]
-            roles.append(Role(segment[a:b], occ.id, occ.name, occ.sector, start + a, start + b,
-                              is_headline=headline))
+            roles.append(Role(segment[a:b], occ.id, occ.name, occ.sector, start + a, start + b, is_headline=headline))
         roles.sort(key=lambda r: r.start)
         return roles
 
@@ -199,8 +249,7 @@ class Extractor:
         text = doc_text(doc)
         acc: dict[str, _SkillAcc] = {}
         for start, end, sidx in doc._.cvm_skills:
-            surface = self.tax.surfaces[sidx]
-            entry = self.tax.skills[surface.skill]
+            entry = self.tax.skills[self.tax.surface_skill(sidx)]
             line = lines[line_at(lines, start)]
             a = acc.get(entry.id)
             if a is None:
@@ -232,8 +281,9 @@ class Extractor:
         head = self._headline(text, lines)
         # The headline title is usually the first line, but often under the candidate's name.
         seen_lines = 0
+        fallback: Role | None = None
         for line in lines[:12]:
-            raw = text[line.start:line.end]
+            raw = text[line.start : line.end]
             if not raw.strip() or line.is_heading:
                 continue
             seen_lines += 1
@@ -242,8 +292,13 @@ class Extractor:
                 roles += found
                 head = (line.start, line.end)
                 break
+            if fallback is None:
+                fallback = self._unmapped_title(text, line)
             if seen_lines >= 3:
                 break
+        if not roles and fallback is not None:
+            # "CONSULTANT", "SALES": a title too ambiguous for one occupation is still the candidate's title.
+            roles.append(fallback)
         for blk in blocks:
             # The title sits next to the dates: the date line and up to two lines either side.
             li = blk.line
@@ -253,8 +308,9 @@ class Extractor:
                     continue
                 for r in self._roles_in(text, ln.start, ln.end, headline=False):
                     years = round(blk.date.months / 12.0, 1)
-                    roles.append(Role(r.title, r.occupation_id, r.occupation_name, r.sector, r.start, r.end,
-                                      years, False))
+                    roles.append(
+                        Role(r.title, r.occupation_id, r.occupation_name, r.sector, r.start, r.end, years, False)
+                    )
         roles = _dedupe_roles(roles)
 
         all_intervals = [(b.date.start_month, b.date.end_month) for b in blocks]
@@ -275,15 +331,16 @@ class Extractor:
                 m = a.mentions[0]
                 qualifications.append(Qualification("certification", a.name, 0, "", a.id, True, m.start, m.end))
             mentions = tuple(_with_snippets(text, a.mentions))
-            skill_list.append(SkillOccurrence(a.id, a.name, a.surface, a.group, mentions,
-                                              total_years(a.intervals)))
+            skill_list.append(SkillOccurrence(a.id, a.name, a.surface, a.group, mentions, total_years(a.intervals)))
 
         if not skill_list and not roles and not blocks and not qualifications:
             raise CandidateTooSparse("CV shows no skill, job title, dated experience or qualification")
 
         sectors = _sectors(roles)
-        seniority = detect_seniority([r.title for r in roles if r.is_headline] + [text[head[0]:head[1]]]
-                                     if head else [], years if years else None)
+        seniority = detect_seniority(
+            [r.title for r in roles if r.is_headline] + [text[head[0] : head[1]]] if head else [],
+            years if years else None,
+        )
         return CandidateProfile(
             skills=tuple(skill_list),
             roles=tuple(roles),
@@ -296,10 +353,22 @@ class Extractor:
             engine_version=engine_version,
         )
 
+    def _unmapped_title(self, text: str, line: Line) -> Role | None:
+        """A short headline line ending in a known title word ("Consultant", "IT Sales") as an unmapped role."""
+        raw = text[line.start : line.end]
+        stripped = raw.strip()
+        words = re.findall(r"[A-Za-z]+", stripped)
+        if not words or len(words) > 6 or any(c.isdigit() or c in "@:" for c in stripped):
+            return None
+        if words[-1].lower() not in self.tax.title_heads and words[-1].lower() not in self.tax.generic_titles:
+            return None
+        start = line.start + raw.index(stripped)
+        return Role(stripped, None, None, None, start, start + len(stripped), 0.0, True)
+
     def _language_ok(self, text: str, lines: list[Line], a: _SkillAcc) -> bool:
         for m in a.mentions:
             line = lines[line_at(lines, m.start)]
-            if m.section == "languages" or _LANGUAGE_CUE.search(text[line.start:line.end]):
+            if m.section == "languages" or _LANGUAGE_CUE.search(text[line.start : line.end]):
                 return True
         return False
 
@@ -322,7 +391,7 @@ class Extractor:
             # Bullets and blank lines above belong to the previous job.
             j, seen = li, 0
             while j > 0 and seen < 2 and not lines[j - 1].is_heading:
-                above = text[lines[j - 1].start:lines[j - 1].end].strip()
+                above = text[lines[j - 1].start : lines[j - 1].end].strip()
                 if not above or above[0] in "-•*▪●◦" or len(above.split()) > 12:
                     break
                 j -= 1
@@ -355,7 +424,7 @@ class Extractor:
         has_req = bool(sections & {"requirements", "preferred"})
         skills = self._collect_skills(doc, lines)
         head = self._headline(text, lines)
-        title = text[head[0]:head[1]].strip() if head else ""
+        title = text[head[0] : head[1]].strip() if head else ""
         roles = self._roles_in(text, head[0], head[1], headline=True) if head else []
         title_lower = fold(title)
 
@@ -363,7 +432,7 @@ class Extractor:
             for m in a.mentions:
                 line = lines[line_at(lines, m.start)]
                 section = _section_of(line)
-                raw = text[line.start:line.end]
+                raw = text[line.start : line.end]
                 if section in ("about", "benefits"):
                     continue
                 in_title = head is not None and head[0] <= m.start < head[1]
@@ -379,7 +448,7 @@ class Extractor:
         # Years: "5+ years of Python" binds to the skill right after; "5+ years of experience" is general.
         general_years: list[float] = []
         for line in lines:
-            raw = text[line.start:line.end]
+            raw = text[line.start : line.end]
             if _section_of(line) in ("about", "benefits"):
                 continue
             for ym in _YEARS_REQ.finditer(raw):
@@ -387,9 +456,13 @@ class Extractor:
                 if not 0 < n <= 30:
                     continue
                 pos = line.start + ym.end()
-                bound = [a for a in skills.values() for mm in a.mentions if pos <= mm.start <= pos + 45
-                         and line.start <= mm.start < line.end]
-                after = raw[ym.end(): ym.end() + 40].lower()
+                bound = [
+                    a
+                    for a in skills.values()
+                    for mm in a.mentions
+                    if pos <= mm.start <= pos + 45 and line.start <= mm.start < line.end
+                ]
+                after = raw[ym.end() : ym.end() + 40].lower()
                 if bound and "experience" not in after[:15]:
                     first = min(bound, key=lambda a: min(mm.start for mm in a.mentions if mm.start >= pos))
                     first.min_years = max(first.min_years or 0.0, n)
@@ -409,20 +482,40 @@ class Extractor:
                 continue
             if a.group == "certification":
                 m = a.mentions[0]
-                qualifications.append(Qualification("certification", a.name, 0, "", a.id, a.required, m.start,
-                                                    m.end))
+                qualifications.append(Qualification("certification", a.name, 0, "", a.id, a.required, m.start, m.end))
                 continue
             is_core = a.required and a.core and a.group != "soft_skill"
-            skill_list.append(SkillOccurrence(a.id, a.name, a.surface, a.group,
-                                              tuple(_with_snippets(text, a.mentions[:MAX_MENTIONS])),
-                                              0.0, a.required, is_core, a.min_years))
+            skill_list.append(
+                SkillOccurrence(
+                    a.id,
+                    a.name,
+                    a.surface,
+                    a.group,
+                    tuple(_with_snippets(text, a.mentions[:MAX_MENTIONS])),
+                    0.0,
+                    a.required,
+                    is_core,
+                    a.min_years,
+                )
+            )
         if not skill_list and not roles and not qualifications:
             raise JobTooSparse("job description names no recognisable skill, title or qualification")
         if skill_list and not any(s.is_core for s in skill_list):
             # Without explicit requirements, the required hard skills are the core.
-            skill_list = [SkillOccurrence(s.id, s.name, s.surface, s.group, s.mentions, 0.0, s.required,
-                                          s.required and s.group != "soft_skill", s.min_years)
-                          for s in skill_list]
+            skill_list = [
+                SkillOccurrence(
+                    s.id,
+                    s.name,
+                    s.surface,
+                    s.group,
+                    s.mentions,
+                    0.0,
+                    s.required,
+                    s.required and s.group != "soft_skill",
+                    s.min_years,
+                )
+                for s in skill_list
+            ]
         core_names = [s.surface for s in skill_list if s.is_core]
         summary = "Requires: " + ", ".join(core_names[:5]) if core_names else ""
         if not min_years:
@@ -451,7 +544,10 @@ def _block_at(blocks: list[_Block], pos: int) -> _Block | None:
 def _with_snippets(text: str, mentions: list[Mention]) -> list[Mention]:
     # Evidence in the work history first: it is what the explanation should quote.
     ordered = sorted(mentions, key=lambda m: (m.section not in EXPERIENCE_SECTIONS, m.start))[:MAX_MENTIONS]
-    return [Mention(m.start, m.end, m.section, _snippet(text, m.start, m.end)) for m in ordered]
+    # Only the first few are quoted (the result quotes the first); the rest keep their offsets.  Building a
+    # snippet for every mention was a tenth of the time per CV.
+    return [Mention(m.start, m.end, m.section, _snippet(text, m.start, m.end) if i < SNIPPET_MENTIONS else "")
+            for i, m in enumerate(ordered)]
 
 
 def _dedupe_roles(roles: list[Role]) -> list[Role]:
@@ -462,8 +558,16 @@ def _dedupe_roles(roles: list[Role]) -> list[Role]:
         if key in seen:
             i = seen[key]
             prev = out[i]
-            out[i] = Role(prev.title, prev.occupation_id, prev.occupation_name, prev.sector, prev.start, prev.end,
-                          round(prev.years + r.years, 1), prev.is_headline or r.is_headline)
+            out[i] = Role(
+                prev.title,
+                prev.occupation_id,
+                prev.occupation_name,
+                prev.sector,
+                prev.start,
+                prev.end,
+                round(prev.years + r.years, 1),
+                prev.is_headline or r.is_headline,
+            )
             continue
         seen[key] = len(out)
         out.append(r)

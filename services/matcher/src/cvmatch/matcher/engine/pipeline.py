@@ -1,7 +1,7 @@
 """The engine's one spaCy pipeline: a blank English tokenizer plus the custom rule components.
 
 All components are registered here and only here.  They work on character offsets of ``doc.text`` (the
-taxonomy matchers are Aho-Corasick / dict based) and leave their results in ``Doc`` extensions, so the
+taxonomy matchers are dict based) and leave their results in ``Doc`` extensions, so the
 extraction code reads one annotated ``Doc``:
 
 - ``doc._.cvm_lines``: one :class:`Line` per text line with its section kind;
@@ -28,52 +28,220 @@ from .taxonomy import Taxonomy, fold
 # interprets kinds per document type ("qualifications" is a requirement list in a JD, a skills list in a CV).
 HEADINGS: dict[str, str] = {}
 for _kind, _names in {
-    "summary": ["summary", "professional summary", "profile", "professional profile", "objective",
-                "career objective", "about me", "executive summary", "career summary", "personal statement",
-                "overview", "career overview", "summary of qualifications"],
-    "experience": ["experience", "work experience", "professional experience", "employment history",
-                   "work history", "employment", "career history", "relevant experience", "experience details",
-                   "professional background", "positions held", "work experience details", "internships",
-                   "internship", "military experience", "teaching experience", "volunteer experience"],
+    "summary": [
+        "summary",
+        "professional summary",
+        "profile",
+        "professional profile",
+        "objective",
+        "career objective",
+        "about me",
+        "executive summary",
+        "career summary",
+        "personal statement",
+        "overview",
+        "career overview",
+        "summary of qualifications",
+    ],
+    "experience": [
+        "experience",
+        "work experience",
+        "professional experience",
+        "employment history",
+        "work history",
+        "employment",
+        "career history",
+        "relevant experience",
+        "experience details",
+        "professional background",
+        "positions held",
+        "work experience details",
+        "internships",
+        "internship",
+        "military experience",
+        "teaching experience",
+        "volunteer experience",
+    ],
     "projects": ["projects", "key projects", "personal projects", "academic projects", "project details"],
-    "skills": ["skills", "technical skills", "key skills", "core competencies", "competencies", "skill highlights",
-               "highlights", "skills & abilities", "skills and abilities", "technologies", "tech stack",
-               "tools", "areas of expertise", "expertise", "it skills", "computer skills", "core skills",
-               "technical proficiencies", "software", "programming languages", "technical expertise",
-               "skills summary", "relevant skills", "additional skills", "core qualifications", "strengths",
-               "tools & technologies", "tools and technologies"],
-    "education": ["education", "education and training", "academic background", "academic qualifications",
-                  "educational background", "academics", "training", "education & training",
-                  "educational qualifications", "academic profile"],
-    "certifications": ["certifications", "certificates", "licenses", "licenses and certifications",
-                       "certifications and licenses", "licenses & certifications", "certification",
-                       "professional certifications", "credentials"],
+    "skills": [
+        "skills",
+        "technical skills",
+        "key skills",
+        "core competencies",
+        "competencies",
+        "skill highlights",
+        "highlights",
+        "skills & abilities",
+        "skills and abilities",
+        "technologies",
+        "tech stack",
+        "tools",
+        "areas of expertise",
+        "expertise",
+        "it skills",
+        "computer skills",
+        "core skills",
+        "technical proficiencies",
+        "software",
+        "programming languages",
+        "technical expertise",
+        "skills summary",
+        "relevant skills",
+        "additional skills",
+        "core qualifications",
+        "strengths",
+        "tools & technologies",
+        "tools and technologies",
+    ],
+    "education": [
+        "education",
+        "education and training",
+        "academic background",
+        "academic qualifications",
+        "educational background",
+        "academics",
+        "training",
+        "education & training",
+        "educational qualifications",
+        "academic profile",
+    ],
+    "certifications": [
+        "certifications",
+        "certificates",
+        "licenses",
+        "licenses and certifications",
+        "certifications and licenses",
+        "licenses & certifications",
+        "certification",
+        "professional certifications",
+        "credentials",
+    ],
     "languages": ["languages", "language skills", "language"],
-    "other": ["accomplishments", "awards", "honors", "interests", "hobbies", "references",
-              "additional information", "affiliations", "publications", "activities", "personal details",
-              "personal information", "contact", "contact information", "links", "volunteer work",
-              "professional affiliations", "achievements", "awards and honors"],
-    "requirements": ["requirements", "required", "required skills", "required qualifications", "qualifications",
-                     "minimum qualifications", "basic qualifications", "must have", "must-have", "must haves",
-                     "what you need", "what you'll need", "what you will need", "what we're looking for",
-                     "what we are looking for", "who you are", "you have", "skills & experience",
-                     "skills and experience", "your profile", "about you", "requirements and qualifications",
-                     "job requirements", "key requirements", "essential", "essential skills",
-                     "essential requirements", "experience & skills", "your skills", "the ideal candidate",
-                     "you should have", "knowledge, skills and abilities", "technology skills",
-                     "required experience", "skills required"],
-    "preferred": ["nice to have", "nice-to-have", "nice to haves", "preferred", "preferred qualifications",
-                  "preferred skills", "bonus", "bonus points", "pluses", "plus", "desirable", "good to have",
-                  "it's a plus", "desired skills", "desired qualifications", "preferred experience",
-                  "additional qualifications", "extra credit", "bonus skills", "desired"],
-    "responsibilities": ["responsibilities", "what you'll do", "what you will do", "the role", "role",
-                         "duties", "key responsibilities", "job description", "description", "your role",
-                         "the job", "about the role", "job duties", "tasks", "day to day", "your mission",
-                         "role description", "position summary", "job summary", "main duties"],
-    "about": ["about us", "about the company", "company", "who we are", "our company", "about",
-              "company description", "our mission", "equal opportunity", "eeo statement"],
-    "benefits": ["benefits", "perks", "what we offer", "compensation", "why join us", "perks and benefits",
-                 "salary", "we offer", "compensation and benefits"],
+    "other": [
+        "accomplishments",
+        "awards",
+        "honors",
+        "interests",
+        "hobbies",
+        "references",
+        "additional information",
+        "affiliations",
+        "publications",
+        "activities",
+        "personal details",
+        "personal information",
+        "contact",
+        "contact information",
+        "links",
+        "volunteer work",
+        "professional affiliations",
+        "achievements",
+        "awards and honors",
+    ],
+    "requirements": [
+        "requirements",
+        "required",
+        "required skills",
+        "required qualifications",
+        "qualifications",
+        "minimum qualifications",
+        "basic qualifications",
+        "must have",
+        "must-have",
+        "must haves",
+        "what you need",
+        "what you'll need",
+        "what you will need",
+        "what we're looking for",
+        "what we are looking for",
+        "who you are",
+        "you have",
+        "skills & experience",
+        "skills and experience",
+        "your profile",
+        "about you",
+        "requirements and qualifications",
+        "job requirements",
+        "key requirements",
+        "essential",
+        "essential skills",
+        "essential requirements",
+        "experience & skills",
+        "your skills",
+        "the ideal candidate",
+        "you should have",
+        "knowledge, skills and abilities",
+        "technology skills",
+        "required experience",
+        "skills required",
+    ],
+    "preferred": [
+        "nice to have",
+        "nice-to-have",
+        "nice to haves",
+        "preferred",
+        "preferred qualifications",
+        "preferred skills",
+        "bonus",
+        "bonus points",
+        "pluses",
+        "plus",
+        "desirable",
+        "good to have",
+        "it's a plus",
+        "desired skills",
+        "desired qualifications",
+        "preferred experience",
+        "additional qualifications",
+        "extra credit",
+        "bonus skills",
+        "desired",
+    ],
+    "responsibilities": [
+        "responsibilities",
+        "what you'll do",
+        "what you will do",
+        "the role",
+        "role",
+        "duties",
+        "key responsibilities",
+        "job description",
+        "description",
+        "your role",
+        "the job",
+        "about the role",
+        "job duties",
+        "tasks",
+        "day to day",
+        "your mission",
+        "role description",
+        "position summary",
+        "job summary",
+        "main duties",
+    ],
+    "about": [
+        "about us",
+        "about the company",
+        "company",
+        "who we are",
+        "our company",
+        "about",
+        "company description",
+        "our mission",
+        "equal opportunity",
+        "eeo statement",
+    ],
+    "benefits": [
+        "benefits",
+        "perks",
+        "what we offer",
+        "compensation",
+        "why join us",
+        "perks and benefits",
+        "salary",
+        "we offer",
+        "compensation and benefits",
+    ],
 }.items():
     for _name in _names:
         HEADINGS[_name] = _kind
@@ -178,16 +346,21 @@ class SkillComponent:
         raw_hits = tax.iter_skill_hits(folded)
         # Hits inside e-mail addresses and URLs are never skills ("john.go@...", "github.com/r").
         raw_hits = [h for h in raw_hits if not _in_address(text, h[0], h[1])]
+        case_forms_of = tax.surface_case_forms
         plain_lines: dict[int, int] = {}
-        for start, _end, sidx in raw_hits:
-            if not tax.surfaces[sidx].case_forms:
+        plain_starts: set[int] = set()
+        plain_ends: set[int] = set()
+        for start, end, sidx in raw_hits:
+            if not case_forms_of(sidx):
                 li = line_at(lines, start)
                 plain_lines[li] = plain_lines.get(li, 0) + 1
+                plain_starts.add(start)
+                plain_ends.add(end)
+        plain = (plain_starts, plain_ends)
         accepted: list[tuple[int, int, int]] = []
         for start, end, sidx in raw_hits:
-            surface = tax.surfaces[sidx]
-            if surface.case_forms and not self._in_context(text, folded, lines, plain_lines, start, end,
-                                                           surface.case_forms):
+            case_forms = case_forms_of(sidx)
+            if case_forms and not self._in_context(text, folded, lines, plain_lines, plain, start, end, case_forms):
                 continue
             accepted.append((start, end, sidx))
         # Longest match wins where hits overlap ("Spring Boot" over "Spring", "C++" over "C").
@@ -205,20 +378,32 @@ class SkillComponent:
         return doc
 
     @staticmethod
-    def _in_context(text: str, folded: str, lines: list[Line], plain_lines: dict[int, int], start: int,
-                    end: int, case_forms: tuple[str, ...]) -> bool:
+    def _in_context(
+        text: str,
+        folded: str,
+        lines: list[Line],
+        plain_lines: dict[int, int],
+        plain: tuple[set[int], set[int]],
+        start: int,
+        end: int,
+        case_forms: tuple[str, ...],
+    ) -> bool:
         if text[start:end] not in case_forms:
             return False
+        if _next_to_skill(text, start, end, plain):
+            # "PHP React jQuery", "Python/Perl/Go for ...", "PowerPoint Excel": a skill right beside it wins
+            # over a prose reading of the next word.
+            return not (end - start == 1 and end + 1 < len(text) and text[end] in "-&'." and text[end + 1].isalnum())
         li = line_at(lines, start)
         line = lines[li]
-        after = folded[end: min(line.end, end + 30)]
+        after = folded[end : min(line.end, end + 30)]
         if _NEG_AFTER.match(after) and not _CUE_AFTER.match(after):
             return False
         nxt = text[end] if end < len(text) else "\n"
         single = end - start == 1
         if single and nxt in "-&'." and end + 1 < len(text) and text[end + 1].isalnum():
             return False  # "C-level", "R&D", "C.Smith"
-        before = folded[max(line.start, start - 30): start]
+        before = folded[max(line.start, start - 30) : start]
         prev_c, next_c = _prev_char(text, start, line.start), _next_char(text, end, line.end)
         in_list = (prev_c in SEPARATORS or prev_c == "\n" or before.rstrip().endswith(":")) and (
             next_c in SEPARATORS or next_c == "\n" or next_c == "."
@@ -232,6 +417,27 @@ class SkillComponent:
         if section in ("skills", "languages", "requirements", "preferred") and not single and (in_list or others):
             return True
         return False
+
+
+_JOINERS = " \t,/&+|"
+
+
+def _next_to_skill(text: str, start: int, end: int, plain: tuple[set[int], set[int]]) -> bool:
+    """Whether an unambiguous skill hit ends just before ``start`` or starts just after ``end``.
+
+    Only spaces and list punctuation (at most three characters) may separate them: "Python/Perl/Go",
+    "PHP React jQuery".  Prose words in between ("excel at Python") break the adjacency.
+    """
+    plain_starts, plain_ends = plain
+    i = start
+    while i > 0 and start - i < 3 and text[i - 1] in _JOINERS:
+        i -= 1
+    if i < start and i in plain_ends:
+        return True
+    j = end
+    while j < len(text) and j - end < 3 and text[j] in _JOINERS:
+        j += 1
+    return j > end and j in plain_starts
 
 
 def _in_address(text: str, start: int, end: int) -> bool:
@@ -275,7 +481,7 @@ for _ext in ("cvm_lines", "cvm_skills", "cvm_dates", "cvm_today", "cvm_text"):
 
 
 def doc_text(doc: Doc) -> str:
-    """The document's text, cached by :func:`annotate`."""
+    """The document's text as given to :func:`annotate` (the Doc itself may hold no tokens)."""
     text: str | None = doc._.cvm_text
     return text if text is not None else doc.text
 
@@ -291,9 +497,15 @@ def build_pipeline(taxonomy: Taxonomy) -> Language:
     return nlp
 
 
-def annotate(nlp: Language, text: str, today: date) -> Doc:
-    """Run the pipeline over ``text`` with ``today`` as the reference date for "Present"."""
-    doc = nlp.make_doc(text)
+def annotate(nlp: Language, text: str, today: date, *, tokenize: bool = False) -> Doc:
+    """Run the pipeline over ``text`` with ``today`` as the reference date for "Present".
+
+    The components work on character offsets of the text (dict lookups, regexes) and never read tokens, so
+    by default the ``Doc`` is created without running spaCy's tokenizer: it was over half of the time per
+    CV.  ``tokenize=True`` gives a fully tokenised ``Doc`` for components or debugging that need tokens.
+    """
+    # An empty Doc (no tokens) also keeps CV text out of the shared StringStore.
+    doc = nlp.make_doc(text) if tokenize else Doc(nlp.vocab)
     doc._.cvm_today = today
     # Doc.text re-joins every token on each access; the components read the text many times.
     doc._.cvm_text = text

@@ -7,6 +7,7 @@ in any process.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 from .explain import SkillFact, executive_summary, gaps, strengths
 from .extract import SENIORITY_YEARS
-from .taxonomy import Taxonomy, norm
+from .taxonomy import DEFAULT_SKILL_WEIGHT, Taxonomy, norm, title_words
 from .types import (
     DEFAULT_WEIGHTS,
     CandidateProfile,
@@ -22,10 +23,11 @@ from .types import (
     MatchResult,
     Qualification,
     RequirementsConfig,
+    Role,
     SkillOccurrence,
 )
 
-SCORING_VERSION = "2"
+SCORING_VERSION = "3"
 
 CORE_WEIGHT = 2.0
 REQUIRED_WEIGHT = 1.0
@@ -33,6 +35,9 @@ PREFERRED_WEIGHT = 0.5
 RELATED_CURATED = 0.5
 RELATED_CATEGORY = 0.35
 ROLE_MATCH_THRESHOLD = 0.6
+# An alternate title of the job's occupation (O*NET lists 50-200 per occupation, some loose) counts less
+# than the job's own title.
+ALT_TITLE_FACTOR = 0.8
 BANDS = (
     (75, "STRONG_MATCH", "Interview"),
     (60, "GOOD_MATCH", "Interview"),
@@ -40,17 +45,44 @@ BANDS = (
     (20, "WEAK_MATCH", "Not recommended"),
     (0, "NOT_SUITABLE", "Not recommended"),
 )
-_STOP = {"and", "of", "the", "in", "for", "a", "an", "to", "&", "-", "/", "senior", "junior", "sr", "jr", "lead",
-         "i", "ii", "iii", "iv", "level", "entry", "staff", "principal", "head", "chief", "assistant"}
 _DEGREE_WORDS = re.compile(
     r"\b(?:ph\.?d|doctor|doctorate|master|mba|m\.s|msc|bachelor|b\.s|bsc|b\.a|associate|diploma|high school|ged)",
     re.I,
 )
-_LEVEL_BY_WORD = [("ph", 5), ("doctor", 5), ("master", 4), ("mba", 4), ("m.s", 4), ("msc", 4), ("bachelor", 3),
-                  ("b.s", 3), ("bsc", 3), ("b.a", 3), ("associate", 2), ("diploma", 2), ("high school", 1),
-                  ("ged", 1)]
-_GENERIC_FIELD_WORDS = {"science", "sciences", "studies", "arts", "and", "of", "in", "the", "related", "field",
-                        "or", "a", "degree", "equivalent", "management", "engineering"}
+_LEVEL_BY_WORD = [
+    ("ph", 5),
+    ("doctor", 5),
+    ("master", 4),
+    ("mba", 4),
+    ("m.s", 4),
+    ("msc", 4),
+    ("bachelor", 3),
+    ("b.s", 3),
+    ("bsc", 3),
+    ("b.a", 3),
+    ("associate", 2),
+    ("diploma", 2),
+    ("high school", 1),
+    ("ged", 1),
+]
+_GENERIC_FIELD_WORDS = {
+    "science",
+    "sciences",
+    "studies",
+    "arts",
+    "and",
+    "of",
+    "in",
+    "the",
+    "related",
+    "field",
+    "or",
+    "a",
+    "degree",
+    "equivalent",
+    "management",
+    "engineering",
+}
 
 
 def round1(x: float) -> float:
@@ -87,6 +119,19 @@ class _SkillOutcome:
     knockout: bool
 
 
+def skill_weight(tax: Taxonomy, skill: SkillOccurrence, knockout: bool = False) -> float:
+    """Weight of one job skill in the skill percentage: importance (core 2, required 1, preferred 0.5) times
+    rarity (a tool nearly every occupation lists, such as Excel, counts about a fifth of a specific one).
+
+    Must-have skills from the requirements configuration are the recruiter's explicit choice: full rarity.
+    """
+    importance = PREFERRED_WEIGHT if not skill.required else CORE_WEIGHT if skill.is_core else REQUIRED_WEIGHT
+    if knockout:
+        return importance
+    entry = tax.skill_by_id(skill.id)
+    return importance * (entry.weight if entry is not None else DEFAULT_SKILL_WEIGHT)
+
+
 def _related_factor(tax: Taxonomy, a_id: str, b_id: str) -> float:
     a, b = tax.skill_by_id(a_id), tax.skill_by_id(b_id)
     if a is None or b is None:
@@ -113,16 +158,21 @@ def _job_skills(tax: Taxonomy, job: JobProfile, req: RequirementsConfig) -> list
                 i = index[sid]
                 prev = items[i][0]
                 if required:
-                    items[i] = (SkillOccurrence(prev.id, prev.name, prev.surface, prev.group, prev.mentions, 0.0,
-                                                True, True, prev.min_years), True)
+                    items[i] = (
+                        SkillOccurrence(
+                            prev.id, prev.name, prev.surface, prev.group, prev.mentions, 0.0, True, True, prev.min_years
+                        ),
+                        True,
+                    )
                 continue
             index[sid] = len(items)
             items.append((occ, required))
     return items
 
 
-def score_skills(tax: Taxonomy, job: JobProfile, cand: CandidateProfile,
-                 req: RequirementsConfig) -> tuple[list[_SkillOutcome], list[SkillOccurrence]]:
+def score_skills(
+    tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: RequirementsConfig
+) -> tuple[list[_SkillOutcome], list[SkillOccurrence]]:
     """Match every job skill against the candidate; return outcomes and the candidate's surplus skills."""
     by_id = {s.id: s for s in cand.skills}
     by_name = {norm(s.surface): s for s in cand.skills} | {norm(s.name): s for s in cand.skills}
@@ -185,42 +235,87 @@ def _occ_similarity(tax: Taxonomy, a_id: str | None, b_id: str | None) -> float:
     return 0.0
 
 
-def _title_tokens(title: str) -> set[str]:
-    toks = {t for t in re.split(r"[^a-z0-9+#]+", title.lower()) if t and t not in _STOP}
-    # Crude plural folding so "Accountants" meets "Accountant".
-    return {t[:-1] if len(t) > 4 and t.endswith("s") and not t.endswith("ss") else t for t in toks}
+def _weighted_overlap(tax: Taxonomy, target: tuple[str, ...], cv: frozenset[str], *, primary: bool) -> float:
+    """Similarity 0-1 of a CV title (word set) to a target title (words in order), words weighted by rarity.
+
+    The best of: weighted Jaccard; the target inside the CV title ("Senior Financial Analyst II" holds
+    "financial analyst"); and, for the job's own title or occupation name only (``primary``), a less specific
+    CV title with the same head noun and no other words ("Teacher" for "Elementary School Teacher", but not
+    "Sales Manager" for "Financial Manager").  Alternate titles do not
+    get the last rule: "Consultant" is not an exercise trainer because one of its 200 titles is "fitness
+    consultant".
+    """
+    a = frozenset(target)
+    common = a & cv
+    if not common:
+        return 0.0
+    idf = tax.title_word_idf
+    inter = sum(idf(w) for w in common)
+    w_a = sum(idf(w) for w in a)
+    w_cv = sum(idf(w) for w in cv)
+    union = w_a + w_cv - inter
+    sim = max(inter / union if union > 0 else 0.0, 0.9 * inter / w_a if w_a else 0.0)
+    if primary and target[-1] in cv and cv <= a and w_a:
+        sim = max(sim, 0.6 + 0.3 * inter / w_a)
+    return sim
 
 
-def _head(title: str) -> str:
-    toks = [t for t in re.split(r"[^a-z0-9+#]+", title.lower().split(",")[0]) if t and t not in _STOP]
-    if not toks:
-        return ""
-    t = toks[-1]
-    return t[:-1] if len(t) > 4 and t.endswith("s") and not t.endswith("ss") else t
+def role_similarity(tax: Taxonomy, job: JobProfile, role: Role) -> float:
+    """Similarity 0-1 of one CV title to the job: same occupation, related occupation, or title words.
+
+    Title words are compared with the JD's own title and with every O*NET / ESCO title of the job's
+    occupation, so "HR Generalist" meets a "Human Resources Specialist" job through 13-1071's titles.
+    """
+    job_roles = tuple((jr.occupation_id, jr.occupation_name or "") for jr in job.roles)
+    return _role_similarity(tax, job.job_title, job_roles, role.title, role.occupation_id)
+
+
+@functools.lru_cache(maxsize=65536)
+def _role_similarity(tax: Taxonomy, job_title: str, job_roles: tuple[tuple[str | None, str], ...],
+                     title: str, occupation_id: str | None) -> float:
+    # Cached: a batch compares thousands of CVs with one job, and titles repeat ("Sales Associate").  A pure
+    # function of its arguments (the taxonomy is immutable), so caching cannot change a result.
+    # The CV title mapped to the job's own occupation through one of its many alternate titles is strong
+    # but not the same as holding the job's title ("Banking Center Manager" for a Financial Manager job).
+    sim = max((ALT_TITLE_FACTOR if jid == occupation_id and jid
+               else _occ_similarity(tax, jid, occupation_id)) for jid, _name in job_roles) if job_roles else 0.0
+    words = frozenset(title_words(title))
+    if not words:
+        return sim
+    primary = [tuple(title_words(job_title))] + [tuple(title_words(name)) for _jid, name in job_roles]
+    for target in primary:
+        if target:
+            sim = max(sim, _weighted_overlap(tax, target, words, primary=True))
+    for jid, _name in job_roles:
+        if jid is None:
+            continue
+        index = tax.titles_by_word(jid)
+        seen: set[tuple[str, ...]] = set()
+        for w in sorted(words):
+            for target in index.get(w, ()):
+                if target not in seen:
+                    seen.add(target)
+                    sim = max(sim, ALT_TITLE_FACTOR * _weighted_overlap(tax, target, words, primary=False))
+    return min(1.0, sim)
 
 
 def score_roles(tax: Taxonomy, job: JobProfile, cand: CandidateProfile) -> tuple[float | None, dict[str, Any]]:
     """Best similarity of the candidate's titles to the job's occupation (None when the job has no title)."""
     job_roles = list(job.roles)
-    job_tokens = _title_tokens(job.job_title)
-    if not job_roles and not job_tokens:
+    if not job_roles and not title_words(job.job_title):
         return None, {"matches": [], "gaps": [], "surpluses": []}
     best = 0.0
     matched: list[str] = []
     surplus: list[str] = []
-    job_heads = {_head(job.job_title)} | {_head(r.occupation_name or "") for r in job_roles}
-    job_heads.discard("")
+    n_other = 0
     for cr in cand.roles:
-        sim = max((_occ_similarity(tax, jr.occupation_id, cr.occupation_id) for jr in job_roles), default=0.0)
-        ct = _title_tokens(cr.title)
-        if job_tokens and ct:
-            overlap = len(job_tokens & ct)
-            # Same head noun ("Teacher" / "Elementary School Teacher") is a strong family signal.
-            if _head(cr.title) in job_heads:
-                sim = max(sim, 0.7 + 0.3 * overlap / len(job_tokens | ct))
-            else:
-                sim = max(sim, 0.6 * overlap / len(job_tokens | ct))
-        weight = 1.0 if (cr.is_headline or cr.years > 0) else 0.9
+        sim = role_similarity(tax, job, cr)
+        # The headline and the latest job say what the candidate does now; older titles count a bit less.
+        if cr.is_headline:
+            weight = 1.0
+        else:
+            weight = 0.95 if n_other == 0 else 0.85
+            n_other += 1
         best = max(best, sim * weight)
         if sim >= ROLE_MATCH_THRESHOLD:
             if cr.title not in matched:
@@ -229,7 +324,9 @@ def score_roles(tax: Taxonomy, job: JobProfile, cand: CandidateProfile) -> tuple
             surplus.append(cr.title)
     items = {
         "matches": [{"name": t, "type": "match"} for t in matched],
-        "gaps": [] if matched else [{"name": r.title, "type": "gap"} for r in job_roles]
+        "gaps": []
+        if matched
+        else [{"name": r.title, "type": "gap"} for r in job_roles]
         or ([{"name": job.job_title, "type": "gap"}] if job.job_title else []),
         "surpluses": [{"name": t, "type": "surplus"} for t in surplus[:10]],
     }
@@ -246,8 +343,16 @@ def _required_qualifications(tax: Taxonomy, job: JobProfile, req: RequirementsCo
             quals.append(Qualification("degree", text, level, fm.group(1).strip() if fm else "", "", True))
         else:
             entry = tax.lookup_skill(text)
-            quals.append(Qualification("certification", entry.name if entry else text, 0, "",
-                                       entry.id if entry else "text:" + norm(text), True))
+            quals.append(
+                Qualification(
+                    "certification",
+                    entry.name if entry else text,
+                    0,
+                    "",
+                    entry.id if entry else "text:" + norm(text),
+                    True,
+                )
+            )
     return quals
 
 
@@ -258,8 +363,9 @@ def _field_match(want: str, have: list[str]) -> bool:
     return any(w & {t for t in re.split(r"\W+", h.lower()) if t} for h in have)
 
 
-def score_qualifications(tax: Taxonomy, job: JobProfile, cand: CandidateProfile,
-                         req: RequirementsConfig) -> tuple[float | None, dict[str, Any], list[str]]:
+def score_qualifications(
+    tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: RequirementsConfig
+) -> tuple[float | None, dict[str, Any], list[str]]:
     required = _required_qualifications(tax, job, req)
     degrees = [q for q in cand.qualifications if q.kind == "degree"]
     certs = [q for q in cand.qualifications if q.kind == "certification"]
@@ -341,23 +447,27 @@ __all__ = [
     "score_roles",
     "score_sectors",
     "score_skills",
+    "skill_weight",
 ]
 
 
-def score_match(tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: RequirementsConfig,
-                version: str) -> MatchResult:
+def score_match(
+    tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: RequirementsConfig, version: str
+) -> MatchResult:
     """Score ``cand`` against ``job``: sub-scores, weighted overall, knock-out cap, verdict and explanation."""
     outcomes, surplus = score_skills(tax, job, cand, req)
-    weights_total = sum(PREFERRED_WEIGHT if not o.job.required else CORE_WEIGHT if o.job.is_core
-                        else REQUIRED_WEIGHT for o in outcomes)
+    item_weights = [skill_weight(tax, o.job, o.knockout) for o in outcomes]
+    weights_total = sum(item_weights)
     skill_pct: float | None = None
     core_pct = 0.0
     if outcomes:
-        skill_pct = 100.0 * sum(
-            (PREFERRED_WEIGHT if not o.job.required else CORE_WEIGHT if o.job.is_core else REQUIRED_WEIGHT) * o.score
-            for o in outcomes) / weights_total
-        core = [o for o in outcomes if o.job.is_core] or [o for o in outcomes if o.job.required] or outcomes
-        core_pct = 100.0 * sum(o.score for o in core) / len(core)
+        skill_pct = 100.0 * sum(w * o.score for w, o in zip(item_weights, outcomes, strict=True)) / weights_total
+        core = (
+            [(w, o) for w, o in zip(item_weights, outcomes, strict=True) if o.job.is_core]
+            or [(w, o) for w, o in zip(item_weights, outcomes, strict=True) if o.job.required]
+            or list(zip(item_weights, outcomes, strict=True))
+        )
+        core_pct = 100.0 * sum(w * o.score for w, o in core) / sum(w for w, _o in core)
     role_pct, role_items = score_roles(tax, job, cand)
     qual_pct, qual_items, missing_quals = score_qualifications(tax, job, cand, req)
     sector_pct, sector_items = score_sectors(job, cand)
@@ -365,8 +475,13 @@ def score_match(tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: Req
     exp_pct = None if not need_years else 100.0 * min(1.0, cand.total_years / need_years)
 
     weights = req.weight_map
-    components = {"skills": skill_pct, "roles": role_pct, "experience": exp_pct, "qualifications": qual_pct,
-                  "sectors": sector_pct}
+    components = {
+        "skills": skill_pct,
+        "roles": role_pct,
+        "experience": exp_pct,
+        "qualifications": qual_pct,
+        "sectors": sector_pct,
+    }
     applicable = [k for k in DEFAULT_WEIGHTS if components[k] is not None and weights[k] > 0]
     total_w = sum(weights[k] for k in applicable)
     overall = sum(weights[k] * (components[k] or 0.0) for k in applicable) / total_w if total_w else 0.0
@@ -384,17 +499,19 @@ def score_match(tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: Req
             skill_gaps.append({"name": o.display, "is_core": o.job.is_core})
             continue
         ev = o.cand.mentions[0] if o.cand.mentions else None
-        skill_matches.append({
-            "name": o.display,
-            "match_type": o.match_type,
-            "match_score": round(o.score, 2),
-            "proficiency_match": round(o.proficiency, 2),
-            "duration_match": round(o.duration, 2),
-            "is_core": o.job.is_core,
-            "matched_skill": o.cand.surface,
-            "years": o.cand.years,
-            "evidence": {"start": ev.start, "end": ev.end, "snippet": ev.snippet} if ev else None,
-        })
+        skill_matches.append(
+            {
+                "name": o.display,
+                "match_type": o.match_type,
+                "match_score": round(o.score, 2),
+                "proficiency_match": round(o.proficiency, 2),
+                "duration_match": round(o.duration, 2),
+                "is_core": o.job.is_core,
+                "matched_skill": o.cand.surface,
+                "years": o.cand.years,
+                "evidence": {"start": ev.start, "end": ev.end, "snippet": ev.snippet} if ev else None,
+            }
+        )
     summary = {
         "skills": {
             "matches": skill_matches,
@@ -405,9 +522,17 @@ def score_match(tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: Req
         "qualifications": qual_items,
         "sectors": sector_items,
     }
-    facts = [SkillFact(o.display, o.job.is_core, o.match_type, o.cand.years if o.cand else 0.0,
-                       bool(o.cand and o.cand.experience_mentions and o.match_type != "related"), o.knockout)
-             for o in outcomes]
+    facts = [
+        SkillFact(
+            o.display,
+            o.job.is_core,
+            o.match_type,
+            o.cand.years if o.cand else 0.0,
+            bool(o.cand and o.cand.experience_mentions and o.match_type != "related"),
+            o.knockout,
+        )
+        for o in outcomes
+    ]
     role_titles = [m["name"] for m in role_items["matches"]]
     qual_names = [m["name"] for m in qual_items["matches"]]
     return MatchResult(
@@ -422,13 +547,13 @@ def score_match(tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: Req
         sector_match_percentage=round1(sector_pct if sector_pct is not None else 100.0),
         experience_match_percentage=round1(exp_pct if exp_pct is not None else 100.0),
         match_results_summary=summary,
-        executive_summary=executive_summary(job.job_title, overall, verdict, facts, cand.total_years, need_years,
-                                            role_titles, knocked_out),
+        executive_summary=executive_summary(
+            job.job_title, overall, verdict, facts, cand.total_years, need_years, role_titles, knocked_out
+        ),
         strengths=tuple(strengths(facts, role_titles, qual_names, cand.total_years, need_years)),
         gaps=tuple(gaps(facts, missing_quals, cand.total_years, need_years)),
         knocked_out=knocked_out,
         candidate_years=cand.total_years,
         engine_version=version,
-        details={"applicable_components": applicable,
-                 "weights": {k: weights[k] for k in DEFAULT_WEIGHTS}},
+        details={"applicable_components": applicable, "weights": {k: weights[k] for k in DEFAULT_WEIGHTS}},
     )

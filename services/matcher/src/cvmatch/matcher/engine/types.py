@@ -12,12 +12,15 @@ from typing import Any
 
 SKILL_GROUPS = ("hard_skill", "tool", "soft_skill", "language", "certification")
 WEIGHT_KEYS = ("skills", "roles", "experience", "qualifications", "sectors")
+# Tuned on the livecareer development set (tools/bench_ranking.py): the title is the strongest signal of
+# fit.  A sector is a coarse SOC major group ("Management") already implied by the titles; it lowered MAP
+# there, so by default it is reported (sector_match_percentage) but not weighed; a configuration may weigh it.
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "skills": 0.40,
-    "roles": 0.30,
+    "skills": 0.30,
+    "roles": 0.50,
     "experience": 0.10,
     "qualifications": 0.10,
-    "sectors": 0.10,
+    "sectors": 0.0,
 }
 DEFAULT_KNOCKOUT_CAP = 39.0
 
@@ -305,8 +308,14 @@ class RequirementsConfig:
     knockout_cap: float = DEFAULT_KNOCKOUT_CAP
 
     _FIELDS = frozenset(
-        {"must_have_skills", "nice_to_have_skills", "min_years_experience", "required_qualifications",
-         "weights", "knockout_cap"}
+        {
+            "must_have_skills",
+            "nice_to_have_skills",
+            "min_years_experience",
+            "required_qualifications",
+            "weights",
+            "knockout_cap",
+        }
     )
 
     @property
