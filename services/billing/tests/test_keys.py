@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 
 import asyncpg
 import pytest
@@ -93,14 +94,15 @@ async def test_no_table_contains_a_key_secret(repo: Repository, pool: asyncpg.Po
     account_id = await new_account(repo, credits=10)
     key, secret = await repo.create_key(account_id, "k", ["admin"], None)
     await repo.authenticate(secret)
-    await repo.check_rate_limit(key.key_id)
+    await repo.check_rate_limit(key.key_id, 1, str(uuid.uuid4()))  # with a concurrent-request slot
     await repo.reserve(account_id, "b1", 2)
     body = secret[len("cvm_live_"):]
     async with pool.acquire() as conn:
         tables = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'billing' ORDER BY tablename")
         names = [t["tablename"] for t in tables]
-        assert {"api_keys", "ledger_entries", "rate_limit_state", "rate_limit_log", "outbox"} <= set(names)
+        assert {"api_keys", "ledger_entries", "rate_limit_state", "rate_limit_log", "concurrency_leases",
+                "outbox"} <= set(names)
         rows = 0
         for name in names:
             for r in await conn.fetch(f"SELECT t::text AS row FROM billing.{name} t"):

@@ -62,7 +62,6 @@ async def test_capture_and_release_lifecycle(repo: Repository, pool: asyncpg.Poo
     settled = await repo.release(account_id, "b")
     assert (settled.reserved, settled.captured, settled.released, settled.settled) == (5, 2, 3, True)
     assert await repo.release(account_id, "b") == settled  # replay
-    assert not await repo.capture(account_id, "b", "c3")  # late: nothing held any more
     bal = await repo.balance(account_id)
     assert (bal.available, bal.held, bal.captured, bal.granted) == (8, 0, 2, 10)
     assert bal == await repo.recompute_balance(account_id)
@@ -71,6 +70,56 @@ async def test_capture_and_release_lifecycle(repo: Repository, pool: asyncpg.Poo
     assert len(payloads) == 1
     ev = events_pb2.BatchSettled.FromString(bytes(payloads[0]["payload"]))
     assert (ev.reserved, ev.captured, ev.released, ev.batch_id) == (5, 2, 3, "b")
+
+
+async def test_end_of_batch_keeps_credits_for_captures_in_flight(repo: Repository, pool: asyncpg.Pool) -> None:
+    # ingest reports 3 results while only one capture has arrived (the other two matched events are still
+    # on the matcher's stream): 2 credits are released, 2 stay held, and the batch settles with the last.
+    account_id = await new_account(repo, credits=10)
+    await repo.reserve(account_id, "b", 5)
+    assert await repo.capture(account_id, "b", "c1")
+    closed = await repo.release(account_id, "b", matched=3)
+    assert (closed.reserved, closed.captured, closed.released, closed.closed, closed.settled) == (5, 1, 2, True, False)
+    assert await repo.release(account_id, "b", matched=3) == closed  # redelivered end
+    assert await repo.release(account_id, "b") == closed  # a batch closes once
+    assert (await repo.balance(account_id)).held == 2
+    assert await repo.capture(account_id, "b", "c2")
+    assert not await repo.capture(account_id, "b", "c2")
+    assert await repo.capture(account_id, "b", "c3")
+    b = await repo.batch(account_id, "b")
+    assert b is not None and (b.reserved, b.captured, b.released, b.settled) == (5, 3, 2, True)
+    bal = await repo.balance(account_id)
+    assert (bal.available, bal.held, bal.captured) == (7, 0, 3)
+    assert bal == await repo.recompute_balance(account_id)
+    async with pool.acquire() as conn:
+        payloads = await conn.fetch("SELECT payload FROM outbox WHERE subject = 'billing.batch.settled'")
+    assert [(e.reserved, e.captured, e.released) for e in
+            (events_pb2.BatchSettled.FromString(bytes(p["payload"])) for p in payloads)] == [(5, 3, 2)]
+
+
+async def test_result_after_release_is_charged_exactly_once(repo: Repository, pool: asyncpg.Pool) -> None:
+    # The batch failed (or its end was seen first) and released everything; a result then arrives. The
+    # CV produced a result, so it is charged once, from the available balance, with its own reservation.
+    account_id = await new_account(repo, credits=3)
+    await repo.reserve(account_id, "b", 2)
+    assert (await repo.release(account_id, "b")).released == 2
+    results = await asyncio.gather(*(repo.capture(account_id, "b", "late") for _ in range(5)))
+    assert sum(results) == 1
+    b = await repo.batch(account_id, "b")
+    assert b is not None and (b.reserved, b.captured, b.released, b.settled) == (3, 1, 2, True)
+    bal = await repo.balance(account_id)
+    assert (bal.available, bal.held, bal.captured) == (2, 0, 1)
+    assert bal == await repo.recompute_balance(account_id)
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("""SELECT kind, amount FROM ledger_entries
+                                   WHERE account_id = $1 AND candidate_id = 'late' ORDER BY id""", account_id)
+    assert [(r["kind"], r["amount"]) for r in rows] == [("reserve", 1), ("capture", 1)]
+    # With nothing available the late result is not charged: the balance never goes below zero.
+    await repo.reserve(account_id, "b2", 2)
+    await repo.release(account_id, "b2")
+    await repo.reserve(account_id, "b3", 2)
+    assert not await repo.capture(account_id, "b2", "late")
+    assert (await repo.balance(account_id)).available == 0
 
 
 async def test_full_capture_settles_the_batch(repo: Repository) -> None:
@@ -123,7 +172,7 @@ CANDIDATES = ("c0", "c1", "c2", "c3", "c4", "c5")
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # reserve | matched | completed | grant
+    kind: str  # reserve | matched | completed (amount = results ingest reports) | failed | grant
     batch: str = ""
     candidate: str = ""
     amount: int = 0
@@ -132,7 +181,8 @@ class Op:
 ops = st.one_of(
     st.builds(Op, st.just("reserve"), st.sampled_from(BATCHES), st.just(""), st.integers(1, 6)),
     st.builds(Op, st.just("matched"), st.sampled_from(BATCHES), st.sampled_from(CANDIDATES)),
-    st.builds(Op, st.just("completed"), st.sampled_from(BATCHES)),
+    st.builds(Op, st.just("completed"), st.sampled_from(BATCHES), st.just(""), st.integers(0, 6)),
+    st.builds(Op, st.just("failed"), st.sampled_from(BATCHES)),
     st.builds(Op, st.just("grant"), st.just(""), st.just(""), st.integers(1, 5)),
 )
 # Rounds of operations; the operations of one round run concurrently, and a round may repeat an earlier
@@ -149,6 +199,8 @@ async def apply(repo: Repository, account_id: int, op: Op, grant_no: int) -> Non
     elif op.kind == "matched":
         await repo.capture(account_id, op.batch, op.candidate)
     elif op.kind == "completed":
+        await repo.release(account_id, op.batch, op.amount)
+    elif op.kind == "failed":
         await repo.release(account_id, op.batch)
     else:
         await repo.grant(account_id, op.amount, 0, "test", f"g{grant_no}")
@@ -190,9 +242,14 @@ async def test_ledger_properties(repo: Repository, pool: asyncpg.Pool, plan: lis
         if b["settled"]:
             # Charged + released = reserved once the batch is settled.
             assert b["captured"] + b["released"] == b["reserved"]
-    # Finish every batch: then charged + released = reserved everywhere and nothing is held.
+    # Finish every batch, and deliver the results a closed batch still awaits: then charged + released =
+    # reserved everywhere and nothing is held.
     for batch in BATCHES:
-        await repo.release(account_id, batch)
+        closed = await repo.release(account_id, batch)
+        for n in range(closed.held):
+            assert await repo.capture(account_id, batch, f"in-flight-{n}")
+        final = await repo.batch(account_id, batch)
+        assert final is None or (final.settled and final.captured + final.released == final.reserved)
     bal = await repo.balance(account_id)
     assert bal.held == 0 and bal == await repo.recompute_balance(account_id)
     assert bal.available == bal.granted - bal.captured

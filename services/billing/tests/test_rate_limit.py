@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import asyncpg
 
@@ -96,3 +97,79 @@ async def test_cost_and_plan_change_take_effect(repo: Repository) -> None:
     await repo.set_plan(account_id, Plan.PRO, domain.limits_for(Plan.PRO))
     r = await repo.check_rate_limit(key.key_id, cost=11)
     assert r.allowed and r.limit == 300 and r.remaining == 239
+
+
+async def _minute_used_matches_log(pool: asyncpg.Pool, key_id: str) -> None:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            """SELECT s.minute_used, (SELECT coalesce(sum(cost), 0) FROM rate_limit_log l WHERE l.key_id = s.key_id)
+                      AS logged
+               FROM rate_limit_state s WHERE s.key_id = $1::uuid""", key_id)
+    assert row is not None and row["minute_used"] == row["logged"]
+
+
+async def test_minute_count_stays_equal_to_the_log_through_expiry_and_sweep(
+        repo: Repository, pool: asyncpg.Pool) -> None:
+    account_id = await new_account(repo)
+    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(5, 1_000, 100, 5, 10))
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    assert all([(await repo.check_rate_limit(key.key_id)).allowed for _ in range(5)])
+    assert not (await repo.check_rate_limit(key.key_id)).allowed
+    await _minute_used_matches_log(pool, key.key_id)
+    async with pool.acquire() as conn:  # two admissions leave the window
+        await conn.execute("""UPDATE rate_limit_log SET at = at - interval '61 seconds'
+                              WHERE at IN (SELECT at FROM rate_limit_log ORDER BY at LIMIT 2)""")
+    r = await repo.check_rate_limit(key.key_id)
+    assert r.allowed and r.remaining == 1
+    await _minute_used_matches_log(pool, key.key_id)
+    # A key quiet for a minute is swept; its next check starts from an empty window.
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE rate_limit_log SET at = at - interval '2 minutes'")
+        await conn.execute("UPDATE rate_limit_state SET last_at = last_at - interval '2 minutes'")
+    assert await repo.purge_rate_log() == 4
+    await _minute_used_matches_log(pool, key.key_id)
+    assert (await repo.check_rate_limit(key.key_id)).remaining == 4
+
+
+async def test_concurrency_slots_are_shared_released_and_expire(repo: Repository, settings: Settings) -> None:
+    account_id = await new_account(repo, plan=Plan.FREE)  # 5 concurrent requests
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    other_pool = await create_pool(settings.common)
+    try:
+        other = Repository(other_pool, pepper=settings.key_pepper)
+        leases = [str(uuid.uuid4()) for _ in range(20)]
+        decisions = await asyncio.gather(*(
+            (repo if i % 2 else other).check_rate_limit(key.key_id, 1, lease) for i, lease in enumerate(leases)))
+        held = [lease for lease, d in zip(leases, decisions, strict=True) if d.allowed]
+        refused = [d for d in decisions if not d.allowed]
+        assert len(held) == 5 and len(refused) == 15
+        assert all(d.refused_by is domain.LimitKind.CONCURRENCY and d.retry_after_seconds == 1
+                   and d.concurrent_limit == 5 and d.concurrent_active == 5 for d in refused)
+        # Refused requests are not counted against the minute: 5 of 60 used.
+        assert max(d.concurrent_active for d in decisions if d.allowed) == 5
+        assert (await repo.check_rate_limit(key.key_id)).remaining == 54  # no lease: not concurrency-limited
+        assert await other.release_leases([held[0], held[0], "not-a-uuid"]) == 1
+        assert await repo.release_leases([held[0]]) == 0
+        fresh = str(uuid.uuid4())
+        assert (await repo.check_rate_limit(key.key_id, 1, fresh)).allowed
+        assert not (await repo.check_rate_limit(key.key_id, 1, str(uuid.uuid4()))).allowed
+        # A check frees the slots it carries before it counts: the gateway's way of releasing under load.
+        carried = str(uuid.uuid4())
+        d = await other.check_rate_limit(key.key_id, 1, carried, release=[held[4], "junk"])
+        assert d.allowed and d.concurrent_active == 5
+        assert await repo.release_leases([held[4]]) == 0
+        assert await repo.release_leases([carried]) == 1
+        held = held[:4]
+        fresh2 = str(uuid.uuid4())
+        assert (await repo.check_rate_limit(key.key_id, 1, fresh2)).allowed
+        # A crashed gateway never releases: its slots free themselves when their lease expires. Renewal
+        # keeps a running request's slot.
+        async with other_pool.acquire() as conn:
+            await conn.execute("UPDATE concurrency_leases SET expires_at = now() + interval '0.3 seconds'")
+        assert await repo.renew_leases([fresh, fresh2], 30) == 2
+        await asyncio.sleep(0.4)
+        assert await repo.renew_leases(held[1:], 30) == 0  # expired slots are not revived
+        d = await repo.check_rate_limit(key.key_id, 1, str(uuid.uuid4()))
+        assert d.allowed and d.concurrent_active == 3
+    finally:
+        await other_pool.close()

@@ -10,8 +10,13 @@ Rate limits (what each number means in this implementation):
 - `burst`: the most requests admitted in any one-second sliding window (spike protection for the
   database behind a key). With the seed's plans burst is larger than the per-minute limit, so the
   per-minute limit always binds first there; burst matters for Custom plans with a high per-minute limit.
-- `concurrent_requests`: carried on the plan for the gateway; not enforced by billing (it needs an
-  acquire/release pair of RPCs that the contract does not have yet).
+- `concurrent_requests`: the most requests of a key in flight at once, across every gateway. A gateway
+  takes a slot (a lease with an expiry) in the same call that counts the request, releases it when the
+  request ends and renews it while a long request runs; the slot of a gateway that crashed expires by
+  itself after `LEASE_SECONDS`, so a crash cannot leak a key's slots for longer than that.
+
+A request refused by any limit is not counted against the others. The limits are checked in the order
+day, minute, burst, concurrency, and the refusal names the first that binds.
 """
 
 from __future__ import annotations
@@ -292,11 +297,20 @@ class BatchCredits:
     captured: int
     released: int
     settled: bool
+    # The batch's end was seen; credits still held then await captures of results already made.
+    closed: bool = False
 
     @property
     def held(self) -> int:
         """Reserved credits neither captured nor released: the most that can still be charged."""
         return self.reserved - self.captured - self.released
+
+
+def release_amount(batch: BatchCredits, matched: int | None) -> int:
+    """Credits to return when a batch ends: everything still held, except one for each candidate that has
+    a result (`matched`, when the batch's end reports it) whose capture has not arrived yet."""
+    keep = 0 if matched is None else max(matched - batch.captured, 0)
+    return max(batch.held - keep, 0)
 
 
 def crosses_low(before: int, after: int, threshold: int) -> bool:
@@ -342,6 +356,27 @@ class Authenticated:
     scopes: frozenset[str]
 
 
+class LimitKind(enum.StrEnum):
+    """The limit that refused a request; the values are what the rate-limit function returns."""
+
+    NONE = ""
+    PER_MINUTE = "minute"
+    PER_DAY = "day"
+    BURST = "burst"
+    CONCURRENCY = "concurrency"
+
+
+# How long a concurrent-request slot lives without renewal, and the bounds a caller may ask for.
+LEASE_SECONDS = 30
+MAX_LEASE_SECONDS = 3600
+MAX_LEASES_PER_CALL = 1000
+
+
+def lease_seconds(requested: int) -> int:
+    """The lease lifetime to use: the default when unset, else the request clamped to the bounds."""
+    return LEASE_SECONDS if requested <= 0 else min(requested, MAX_LEASE_SECONDS)
+
+
 @dataclass(frozen=True)
 class RateDecision:
     """The outcome of counting one request against a key's limits."""
@@ -351,6 +386,9 @@ class RateDecision:
     remaining: int
     reset_unix: int
     retry_after_seconds: int
+    refused_by: LimitKind = LimitKind.NONE
+    concurrent_limit: int = 0
+    concurrent_active: int = 0
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,11 @@ Publishes (through the outbox, in the transaction that changes the ledger):
 - `billing.batch.settled` (BatchSettled): a batch's reservation is fully captured or released.
 
 Consumes (durable consumers named `billing__<subject>`, applied exactly once per event id):
-- `matcher.candidate.matched` (CandidateMatched): capture one credit for the candidate.
-- `ingest.batch.completed` (BatchCompleted) and `ingest.batch.failed` (BatchFailed): release the rest.
+- `matcher.candidate.matched` (CandidateMatched): capture one credit for the candidate (also when it
+  arrives after the batch's end: a result is charged exactly once).
+- `ingest.batch.completed` (BatchCompleted): release what is held except one credit per matched
+  candidate not captured yet (those captures are on the other stream and may still be in flight).
+- `ingest.batch.failed` (BatchFailed): release everything not captured.
 """
 
 from __future__ import annotations
@@ -61,9 +64,9 @@ def subscriptions(repo: Repository) -> list[Subscription[Any]]:
         p = event.payload
         await repo.capture(p.account_id, p.batch_id, p.candidate_id, conn=conn)
 
-    async def settle(conn: Conn, account_id: int, batch_id: str) -> None:
+    async def settle(conn: Conn, account_id: int, batch_id: str, matched: int | None) -> None:
         try:
-            await repo.release(account_id, batch_id, conn=conn)
+            await repo.release(account_id, batch_id, matched, conn=conn)
         except DomainError as exc:
             # An unknown account will not appear on redelivery: log it rather than dead-letter it.
             if exc.reason != "NOT_FOUND":
@@ -71,10 +74,11 @@ def subscriptions(repo: Repository) -> list[Subscription[Any]]:
             log.warning("batch end for an unknown account ignored", extra={"batch_id": batch_id})
 
     async def on_completed(conn: Conn, event: Event[ingest_events.BatchCompleted]) -> None:
-        await settle(conn, event.payload.account_id, event.payload.batch_id)
+        p = event.payload
+        await settle(conn, p.account_id, p.batch_id, max(p.matched_candidates, 0))
 
     async def on_failed(conn: Conn, event: Event[ingest_events.BatchFailed]) -> None:
-        await settle(conn, event.payload.account_id, event.payload.batch_id)
+        await settle(conn, event.payload.account_id, event.payload.batch_id, None)
 
     return [
         Subscription(CANDIDATE_MATCHED, matcher_events.CandidateMatched, on_matched),

@@ -63,8 +63,12 @@ def _balance(row: asyncpg.Record) -> Balance:
     return Balance(int(row["granted"]), int(row["reserved"]), int(row["captured"]), int(row["released"]))
 
 
+_BATCH_COLUMNS = "reserved, captured, released, settled_at, closed_at"
+
+
 def _batch(row: asyncpg.Record) -> BatchCredits:
-    return BatchCredits(row["reserved"], row["captured"], row["released"], row["settled_at"] is not None)
+    return BatchCredits(row["reserved"], row["captured"], row["released"], row["settled_at"] is not None,
+                        row["closed_at"] is not None)
 
 
 def parse_key_id(key_id: str) -> uuid.UUID:
@@ -73,6 +77,22 @@ def parse_key_id(key_id: str) -> uuid.UUID:
         return uuid.UUID(key_id)
     except ValueError:
         raise errors.not_found("API key not found") from None
+
+
+def parse_lease_id(lease_id: str) -> uuid.UUID:
+    """A lease id as a UUID, or INVALID_INPUT naming the field."""
+    try:
+        return uuid.UUID(lease_id)
+    except ValueError:
+        raise errors.invalid_input("'lease_id' must be a UUID", "lease_id") from None
+
+
+def _lease_ids(lease_ids: Sequence[str]) -> list[uuid.UUID]:
+    out = []
+    for raw in lease_ids:
+        with contextlib.suppress(ValueError):
+            out.append(uuid.UUID(raw))
+    return out
 
 
 @contextlib.contextmanager
@@ -97,8 +117,11 @@ class Repository:
     """Accounts, keys, rate-limit state and the credit ledger in the `billing` schema."""
 
     def __init__(self, pool: asyncpg.Pool, *, pepper: bytes, key_prefix: str = domain.KEY_PREFIX,
-                 low_credit_threshold: int = 0) -> None:
+                 low_credit_threshold: int = 0, hot_pool: asyncpg.Pool | None = None) -> None:
         self._pool = pool
+        # The per-request path (authentication, rate limits, slots) leaves no session state, so it may use
+        # a pool that skips the reset round trip on release.
+        self._hot_pool = hot_pool or pool
         self._pepper = pepper
         self._prefix = key_prefix
         self._low = low_credit_threshold
@@ -118,6 +141,13 @@ class Repository:
         """A connection for a single statement: atomic on its own, so no BEGIN/COMMIT round trips."""
         with _mapped():
             async with self._pool.acquire() as c:
+                yield c
+
+    @contextlib.asynccontextmanager
+    async def _hot(self) -> AsyncIterator[Conn]:
+        """Like `_one`, from the per-request pool."""
+        with _mapped():
+            async with self._hot_pool.acquire() as c:
                 yield c
 
     # --- accounts --------------------------------------------------------------------------------
@@ -206,7 +236,7 @@ class Repository:
         if not domain.well_formed(secret, self._prefix):
             raise errors.unauthenticated()
         digest = domain.hash_key(self._pepper, secret)
-        async with self._one() as conn:
+        async with self._hot() as conn:
             # The data-modifying CTE runs whether or not it is referenced; it skips keys used within the
             # last minute so that a busy key is not a write per request.
             row = await conn.fetchrow(
@@ -227,22 +257,51 @@ class Repository:
             raise errors.permission_denied(f"This API key lacks the '{required_scope}' permission")
         return Authenticated(str(row["key_id"]), _account(row), domain.effective_scopes(row["scopes"]))
 
-    async def check_rate_limit(self, key_id: str, cost: int = 1) -> RateDecision:
-        """Counts a request of `cost` against the key's limits, exactly, in one round trip."""
+    async def check_rate_limit(self, key_id: str, cost: int = 1, lease_id: str = "",
+                               lease_seconds: int = domain.LEASE_SECONDS,
+                               release: Sequence[str] = ()) -> RateDecision:
+        """Counts a request of `cost` against the key's limits, exactly, in one round trip; with a
+        `lease_id` (a UUID) the request also takes one of the key's concurrent-request slots. The slots in
+        `release` (of any key; malformed ids are skipped) are freed first."""
         kid = parse_key_id(key_id)
-        async with self._one() as conn:
-            row = await conn.fetchrow("SELECT * FROM check_rate_limit($1, $2)", kid, max(1, cost))
+        lease = parse_lease_id(lease_id) if lease_id else None
+        async with self._hot() as conn:
+            row = await conn.fetchrow("SELECT * FROM check_rate_limit($1, $2, $3, $4, $5::uuid[])", kid,
+                                      max(1, cost), lease, domain.lease_seconds(lease_seconds), _lease_ids(release))
         assert row is not None
         if not row["known"]:
             raise errors.not_found("API key not found")
         return RateDecision(row["allowed"], row["lim"], row["remaining"], int(row["reset_unix"]),
-                            row["retry_after"])
+                            row["retry_after"], domain.LimitKind(row["refused_by"]), row["concurrent_limit"],
+                            row["concurrent_active"])
+
+    async def release_leases(self, lease_ids: Sequence[str]) -> int:
+        """Frees concurrent-request slots; unknown, malformed or already freed ids are skipped."""
+        ids = _lease_ids(lease_ids)
+        if not ids:
+            return 0
+        async with self._hot() as conn:
+            status = await conn.execute("DELETE FROM concurrency_leases WHERE lease_id = ANY($1::uuid[])", ids)
+        return int(status.split()[-1])
+
+    async def renew_leases(self, lease_ids: Sequence[str], seconds: int = domain.LEASE_SECONDS) -> int:
+        """Extends slots that are still held (an expired slot stays expired: its request lost it)."""
+        ids = _lease_ids(lease_ids)
+        if not ids:
+            return 0
+        async with self._hot() as conn:
+            status = await conn.execute(
+                """UPDATE concurrency_leases SET expires_at = clock_timestamp() + make_interval(secs => $2)
+                   WHERE lease_id = ANY($1::uuid[]) AND expires_at > clock_timestamp()""",
+                ids, domain.lease_seconds(seconds))
+        return int(status.split()[-1])
 
     async def purge_rate_log(self) -> int:
-        """Deletes log rows of keys that went quiet (active keys prune their own rows on each check)."""
+        """Forgets the per-minute log of keys that went quiet and the expired slots of keys that stopped
+        calling (active keys prune their own rows on each check)."""
         async with self._tx() as conn:
-            status = await conn.execute("DELETE FROM rate_limit_log WHERE at < now() - interval '2 minutes'")
-        return int(status.split()[-1])
+            removed = await conn.fetchval("SELECT sweep_rate_limits()")
+        return int(removed or 0)
 
     # --- credits ---------------------------------------------------------------------------------
 
@@ -290,7 +349,7 @@ class Repository:
         async with self._tx() as conn:
             bal = await self._require_balance(conn, account_id)
             row = await conn.fetchrow(
-                "SELECT reserved, captured, released, settled_at FROM batches WHERE account_id = $1 AND batch_id = $2",
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE account_id = $1 AND batch_id = $2",
                 account_id, batch_id)
             if row is not None:
                 batch = _batch(row)
@@ -320,65 +379,103 @@ class Repository:
 
     async def capture(self, account_id: int, batch_id: str, candidate_id: str,
                       conn: Conn | None = None) -> bool:
-        """Charges one held credit for a candidate whose match result exists; True if charged now.
+        """Charges one credit for a candidate whose match result exists; True if charged now.
 
-        Called only for `matcher.candidate.matched`, so a CV without a result is never charged. Never
-        charges twice for a candidate, nor more than the batch reserved, nor after the batch settled.
+        Called only for `matcher.candidate.matched`, so a CV without a result is never charged, and never
+        twice for a candidate. The credit comes from the batch's reservation while it holds one. A result
+        that arrives after the batch released everything (its end was seen first, or it failed while a
+        candidate was still being scored) is still charged once: one credit is reserved for that
+        candidate and captured at once, if the account has one available; otherwise the result stays
+        uncharged and a warning is logged, because the balance never goes below zero.
         """
         async with self._tx(conn) as c:
-            if await self._lock_balance(c, account_id) is None:
+            bal = await self._lock_balance(c, account_id)
+            if bal is None:
                 log.warning("capture for an unknown account ignored", extra={"batch_id": batch_id})
                 return False
             row = await c.fetchrow(
-                """SELECT reserved, captured, released, settled_at FROM batches
-                   WHERE account_id = $1 AND batch_id = $2 FOR UPDATE""", account_id, batch_id)
-            if row is None or _batch(row).held <= 0:
-                log.warning("capture without a held credit ignored",
-                            extra={"batch_id": batch_id, "candidate_id": candidate_id,
-                                   "reserved": bool(row), "settled": bool(row and row["settled_at"])})
+                f"""SELECT {_BATCH_COLUMNS} FROM batches
+                    WHERE account_id = $1 AND batch_id = $2 FOR UPDATE""", account_id, batch_id)
+            if row is None:
+                # No reservation: the batch was never accepted, so there is nothing to charge against.
+                log.warning("capture without a reservation ignored",
+                            extra={"batch_id": batch_id, "candidate_id": candidate_id})
                 return False
-            inserted = await c.fetchval(
+            # The batch row's lock serialises its captures, so this check cannot race with an insert.
+            if await c.fetchval(
+                    """SELECT 1 FROM ledger_entries WHERE account_id = $1 AND batch_id = $2 AND candidate_id = $3
+                       AND kind = 'capture'""", account_id, batch_id, candidate_id):
+                return False
+            b = _batch(row)
+            late = b.held <= 0
+            if late:
+                if bal.available < 1:
+                    log.warning("late result not charged: no credit available",
+                                extra={"batch_id": batch_id, "candidate_id": candidate_id})
+                    return False
+                await c.execute(
+                    """INSERT INTO ledger_entries (account_id, kind, amount, batch_id, candidate_id, note)
+                       VALUES ($1, 'reserve', 1, $2, $3, 'result arrived after the batch released its credits')""",
+                    account_id, batch_id, candidate_id)
+            await c.execute(
                 """INSERT INTO ledger_entries (account_id, kind, amount, batch_id, candidate_id)
-                   VALUES ($1, 'capture', 1, $2, $3) ON CONFLICT DO NOTHING RETURNING id""",
-                account_id, batch_id, candidate_id)
-            if inserted is None:
-                return False
-            await c.execute("UPDATE balances SET captured = captured + 1 WHERE account_id = $1", account_id)
+                   VALUES ($1, 'capture', 1, $2, $3)""", account_id, batch_id, candidate_id)
+            extra = 1 if late else 0
             updated = await c.fetchrow(
-                """UPDATE batches SET captured = captured + 1 WHERE account_id = $1 AND batch_id = $2
-                   RETURNING reserved, captured, released, settled_at""", account_id, batch_id)
-            assert updated is not None
-            b = _batch(updated)
-            if b.held == 0:
-                # Every reserved credit is charged: the batch is settled without waiting for its end.
-                await self._settle(c, account_id, batch_id, b)
+                """UPDATE balances SET reserved = reserved + $2, captured = captured + 1 WHERE account_id = $1
+                   RETURNING granted, reserved, captured, released""", account_id, extra)
+            brow = await c.fetchrow(
+                f"""UPDATE batches SET reserved = reserved + $3, captured = captured + 1
+                    WHERE account_id = $1 AND batch_id = $2 RETURNING {_BATCH_COLUMNS}""",
+                account_id, batch_id, extra)
+            assert updated is not None and brow is not None
+            after = _batch(brow)
+            if late:
+                new = _balance(updated)
+                if domain.crosses_low(bal.available, new.available, self._low):
+                    await enqueue(c, events.CREDITS_LOW, events.credits_low(account_id, new.available, self._low))
+            elif after.held == 0:
+                # Every reserved credit is charged (or the last awaited capture of a closed batch came):
+                # the batch is settled without waiting for its end.
+                await self._settle(c, account_id, batch_id, after)
             return True
 
-    async def release(self, account_id: int, batch_id: str, conn: Conn | None = None) -> BatchCredits:
-        """Returns a batch's held credits to the available balance and settles it (idempotent)."""
+    async def release(self, account_id: int, batch_id: str, matched: int | None = None,
+                      conn: Conn | None = None) -> BatchCredits:
+        """Closes a batch at its end and returns its held credits to the available balance (idempotent:
+        a batch closes once, and a replay answers its state).
+
+        `matched` is the number of candidates with a result, when the batch's end reports it: that many
+        credits, less the captures already made, stay held for the captures still in flight, and the batch
+        settles when the last one arrives. Without it everything not yet captured is released.
+        """
         async with self._tx(conn) as c:
             if await self._lock_balance(c, account_id) is None:
                 raise errors.not_found("Account not found")
             row = await c.fetchrow(
-                """SELECT reserved, captured, released, settled_at FROM batches
-                   WHERE account_id = $1 AND batch_id = $2 FOR UPDATE""", account_id, batch_id)
+                f"""SELECT {_BATCH_COLUMNS} FROM batches
+                    WHERE account_id = $1 AND batch_id = $2 FOR UPDATE""", account_id, batch_id)
             if row is None:
-                return BatchCredits(0, 0, 0, True)
+                return BatchCredits(0, 0, 0, True, True)
             b = _batch(row)
-            if b.settled:
+            if b.settled or b.closed:
                 return b
-            amount = b.held
+            amount = domain.release_amount(b, matched)
             if amount > 0:
                 await c.execute(
                     """INSERT INTO ledger_entries (account_id, kind, amount, batch_id)
                        VALUES ($1, 'release', $2, $3)""", account_id, amount, batch_id)
                 await c.execute("UPDATE balances SET released = released + $2 WHERE account_id = $1",
                                 account_id, amount)
-                await c.execute(
-                    "UPDATE batches SET released = released + $3 WHERE account_id = $1 AND batch_id = $2",
-                    account_id, batch_id, amount)
-            b = BatchCredits(b.reserved, b.captured, b.released + amount, True)
-            await self._settle(c, account_id, batch_id, b)
+            await c.execute(
+                """UPDATE batches SET released = released + $3, closed_at = clock_timestamp(),
+                                      expected_captures = $4
+                   WHERE account_id = $1 AND batch_id = $2""",
+                account_id, batch_id, amount, matched)
+            b = BatchCredits(b.reserved, b.captured, b.released + amount, False, True)
+            if b.held == 0:
+                await self._settle(c, account_id, batch_id, b)
+                b = BatchCredits(b.reserved, b.captured, b.released, True, True)
             return b
 
     async def _settle(self, conn: Conn, account_id: int, batch_id: str, b: BatchCredits) -> None:
@@ -410,7 +507,7 @@ class Repository:
         """A batch's reservation and its fate, if it has one."""
         async with self._one() as conn:
             row = await conn.fetchrow(
-                "SELECT reserved, captured, released, settled_at FROM batches WHERE account_id = $1 AND batch_id = $2",
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE account_id = $1 AND batch_id = $2",
                 account_id, batch_id)
         return _batch(row) if row is not None else None
 

@@ -27,6 +27,14 @@ PLAN_TO_PROTO: dict[Plan, int] = {
 }
 PLAN_FROM_PROTO: dict[int, Plan] = {v: k for k, v in PLAN_TO_PROTO.items()}
 
+LIMIT_TO_PROTO: dict[domain.LimitKind, int] = {
+    domain.LimitKind.NONE: pb.RATE_LIMIT_KIND_UNSPECIFIED,
+    domain.LimitKind.PER_MINUTE: pb.RATE_LIMIT_KIND_PER_MINUTE,
+    domain.LimitKind.PER_DAY: pb.RATE_LIMIT_KIND_PER_DAY,
+    domain.LimitKind.BURST: pb.RATE_LIMIT_KIND_BURST,
+    domain.LimitKind.CONCURRENCY: pb.RATE_LIMIT_KIND_CONCURRENCY,
+}
+
 MAX_LIST = 1000
 MAX_NAME = 200
 MAX_ID = 200
@@ -83,6 +91,12 @@ def _text(value: str, field: str, *, required: bool = True, maximum: int = MAX_I
     return value
 
 
+def _lease_list(ids: Any) -> list[str]:
+    if len(ids) > domain.MAX_LEASES_PER_CALL:
+        raise errors.invalid_input(f"At most {domain.MAX_LEASES_PER_CALL} lease ids per call", "lease_ids")
+    return [i.strip() for i in ids]
+
+
 def _rule(exc: domain.InvalidValue) -> errors.DomainError:
     return errors.invalid_input(exc.message, exc.field)
 
@@ -110,10 +124,25 @@ class BillingService(billing_service_pb2_grpc.BillingServiceServicer):
 
     async def CheckRateLimit(self, request: pb.CheckRateLimitRequest,
                              context: Context) -> pb.CheckRateLimitResponse:
-        """Counts one request (of `cost`, default 1) against the key's shared limits."""
-        d = await self._repo.check_rate_limit(_text(request.key_id, "key_id"), max(1, request.cost))
+        """Counts one request (of `cost`, default 1) against the key's shared limits; with `lease_id`
+        it also takes a concurrent-request slot."""
+        d = await self._repo.check_rate_limit(_text(request.key_id, "key_id"), max(1, request.cost),
+                                              request.lease_id.strip(), request.lease_seconds,
+                                              _lease_list(request.release_lease_ids))
         return pb.CheckRateLimitResponse(allowed=d.allowed, limit=d.limit, remaining=d.remaining,
-                                         reset_unix=d.reset_unix, retry_after_seconds=d.retry_after_seconds)
+                                         reset_unix=d.reset_unix, retry_after_seconds=d.retry_after_seconds,
+                                         refused_by=LIMIT_TO_PROTO[d.refused_by],  # type: ignore[arg-type]
+                                         concurrent_limit=d.concurrent_limit,
+                                         concurrent_active=d.concurrent_active)
+
+    async def ReleaseLeases(self, request: pb.ReleaseLeasesRequest, context: Context) -> pb.ReleaseLeasesResponse:
+        """Frees concurrent-request slots (ids that are unknown or already free are skipped)."""
+        return pb.ReleaseLeasesResponse(released=await self._repo.release_leases(_lease_list(request.lease_ids)))
+
+    async def RenewLeases(self, request: pb.RenewLeasesRequest, context: Context) -> pb.RenewLeasesResponse:
+        """Extends slots still held by running requests."""
+        return pb.RenewLeasesResponse(renewed=await self._repo.renew_leases(_lease_list(request.lease_ids),
+                                                                            request.lease_seconds))
 
     async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: Context) -> pb.CreateApiKeyResponse:
         """Creates a key; the secret is in this response only."""
@@ -193,8 +222,13 @@ class BillingService(billing_service_pb2_grpc.BillingServiceServicer):
     async def ReleaseCredits(self, request: pb.ReleaseCreditsRequest,
                              context: Context) -> pb.ReleaseCreditsResponse:
         """Releases what a batch still holds and settles it; a replay answers the same."""
+        matched = None
+        if request.HasField("matched_candidates"):
+            if request.matched_candidates < 0:
+                raise errors.invalid_input("'matched_candidates' must not be negative", "matched_candidates")
+            matched = request.matched_candidates
         batch = await self._repo.release(_positive(request.account_id, "account_id"),
-                                         _text(request.batch_id, "batch_id"))
+                                         _text(request.batch_id, "batch_id"), matched)
         return pb.ReleaseCreditsResponse(released=batch.released)
 
     async def GetBalance(self, request: pb.GetBalanceRequest, context: Context) -> pb.GetBalanceResponse:

@@ -1,0 +1,183 @@
+"""Concurrent-request limits as the gateway enforces them: the gateway's Authenticator in a gRPC server
+whose handler waits until the test lets it finish, against the real billing service on real Postgres.
+
+A slot is taken with the rate-limit check, held while the RPC runs, released when it ends (through the
+servicer context or the RPC's task), and a slot left by a crashed gateway expires by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from cvmatch.api.billing.v1 import account_pb2
+from cvmatch.api.billing.v1 import billing_service_pb2 as pb
+from cvmatch.api.billing.v1 import billing_service_pb2_grpc as pb_grpc
+from cvmatch.billing.app import MIGRATIONS, build
+from cvmatch.billing.config import Settings
+from cvmatch.gateway.auth import Authenticator
+from cvmatch.platform import errors
+from cvmatch.platform.db import migrate
+from cvmatch.platform.interceptors import ERROR_BODY_KEY, HTTP_STATUS_KEY, ErrorInterceptor
+from cvmatch.platform.server import serve
+from cvmatch.platform.settings import Env
+from cvmatch.testing.servers import free_port
+
+METHOD = "/test.Slow/Call"
+
+
+@dataclass
+class Harness:
+    billing: pb_grpc.BillingServiceStub
+    gateway: grpc.aio.Channel
+    auth: Authenticator
+    # Handlers wait on this before answering; `inside` counts handlers past authentication.
+    gate: asyncio.Event
+    inside: list[str]
+
+
+@pytest.fixture
+async def harness(database_url: str, nats_url: str) -> AsyncIterator[Harness]:
+    port = free_port()
+    settings = Settings.from_env(Env({
+        "DATABASE_URL": database_url, "NATS_URL": nats_url, "CVMATCH_ENV": "test",
+        "BILLING_KEY_PEPPER": "test-pepper-0123456789abcdef", "BILLING_GRPC_PORT": str(port)}))
+    await migrate(settings.common, MIGRATIONS)
+    ready, stop = asyncio.Event(), asyncio.Event()
+    billing_task = asyncio.create_task(serve(settings.common, build(settings), ready=ready, stop=stop))
+    await asyncio.wait_for(ready.wait(), 30)
+    billing_channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    auth = Authenticator(billing_channel, cache_seconds=1.0)
+    gate, inside = asyncio.Event(), []
+
+    async def call(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        # The request says how the handler hands itself to the Authenticator, as the gateway's
+        # servicers do: the context, or only its metadata.
+        target = context if request == b"context" else context.invocation_metadata()
+        await auth.authorize(target, "match:read")
+        inside.append(request.decode())
+        if request == b"fail":
+            raise errors.invalid_input("the handler failed after authentication", "request")
+        await gate.wait()
+        return b"ok"
+
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "test.Slow", {"Call": grpc.unary_unary_rpc_method_handler(call)})])
+    gw_port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    gateway = grpc.aio.insecure_channel(f"127.0.0.1:{gw_port}")
+    try:
+        yield Harness(pb_grpc.BillingServiceStub(billing_channel), gateway, auth, gate, inside)
+    finally:
+        await gateway.close()
+        await server.stop(1)
+        await auth.close()
+        await billing_channel.close()
+        stop.set()
+        await asyncio.wait_for(billing_task, 30)
+
+
+async def _free_key(h: Harness) -> tuple[str, str]:
+    acct = (await h.billing.CreateAccount(pb.CreateAccountRequest(name="conc", plan=account_pb2.PLAN_FREE))).account
+    assert acct.limits.concurrent_requests == 5
+    created = await h.billing.CreateApiKey(pb.CreateApiKeyRequest(account_id=acct.account_id, name="k"))
+    return created.secret, created.api_key.key_id
+
+
+def _call(h: Harness, secret: str, how: str) -> asyncio.Task[bytes]:
+    stub = h.gateway.unary_unary(METHOD)
+
+    async def run() -> bytes:
+        return await stub(how.encode(), metadata=(("x-api-key", secret),), timeout=20)
+
+    return asyncio.create_task(run())
+
+
+async def _until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def _until_free(h: Harness, key_id: str, timeout: float = 5.0) -> None:
+    """Until every slot of the key is free again (releases travel to billing just after the RPC ends)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        probe = str(uuid.uuid4())
+        rl = await h.billing.CheckRateLimit(pb.CheckRateLimitRequest(key_id=key_id, cost=1, lease_id=probe))
+        await h.billing.ReleaseLeases(pb.ReleaseLeasesRequest(lease_ids=[probe]))
+        if rl.allowed and rl.concurrent_active == 1:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{rl.concurrent_active} slots still held"
+        await asyncio.sleep(0.05)
+
+
+async def _refused(h: Harness, secret: str) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await _call(h, secret, "context")
+    return exc.value
+
+
+async def test_a_key_runs_at_most_its_plans_concurrent_requests(harness: Harness) -> None:
+    h = harness
+    secret, key_id = await _free_key(h)
+    running = [_call(h, secret, "context" if i % 2 else "metadata") for i in range(5)]
+    await _until(lambda: len(h.inside) == 5)
+    err = await _refused(h, secret)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    trailers = dict(err.trailing_metadata() or ())
+    assert trailers["retry-after"] == "1"
+    assert trailers[HTTP_STATUS_KEY] == "429"
+    body = json.loads(trailers[ERROR_BODY_KEY])
+    assert body["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+    assert body["error"]["details"]["limit_type"] == "concurrent_requests"
+    assert body["error"]["details"]["limit"] == "5"
+    h.gate.set()
+    assert await asyncio.gather(*running) == [b"ok"] * 5
+    await _until_free(h, key_id)
+    # Both ways of handing the RPC to the Authenticator free their slots when it ends.
+    h.gate.clear()
+    h.inside.clear()
+    again = [_call(h, secret, "metadata") for _ in range(5)]
+    await _until(lambda: len(h.inside) == 5)
+    assert (await _refused(h, secret)).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    h.gate.set()
+    await asyncio.gather(*again)
+    await _until_free(h, key_id)
+
+
+async def test_failed_requests_free_their_slot_too(harness: Harness) -> None:
+    h = harness
+    secret, key_id = await _free_key(h)
+    h.gate.set()
+    # Handlers that fail after authentication still end their RPCs, and so free their slots.
+    failing = await asyncio.gather(*(_call(h, secret, "fail") for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.INVALID_ARGUMENT
+               for e in failing)
+    await _until_free(h, key_id)
+    results = await asyncio.gather(*(_call(h, secret, "context") for _ in range(5)))
+    assert results == [b"ok"] * 5
+
+
+async def test_slots_of_a_crashed_gateway_expire(harness: Harness) -> None:
+    h = harness
+    secret, key_id = await _free_key(h)
+    # A gateway that took all five slots with a short lease and died without releasing them.
+    for _ in range(5):
+        rl = await h.billing.CheckRateLimit(pb.CheckRateLimitRequest(
+            key_id=key_id, cost=1, lease_id=str(uuid.uuid4()), lease_seconds=1))
+        assert rl.allowed
+    h.gate.set()
+    err = await _refused(h, secret)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    await asyncio.sleep(1.2)
+    assert await _call(h, secret, "context") == b"ok"
