@@ -3,6 +3,21 @@
 -- `x-cvmatch-error-body` (the seeds' JSON envelope) as response metadata; this filter turns them into the
 -- HTTP status and body, and removes gRPC internals. Native gRPC responses pass through untouched.
 
+-- HTTP allows header names that gRPC metadata does not ([0-9a-z_.-] only): the backend would fail the
+-- whole call with INTERNAL ("Illegal header key"). Such headers cannot mean anything to the API: drop them.
+function envoy_on_request(request_handle)
+  local headers = request_handle:headers()
+  local illegal = {}
+  for key, _ in pairs(headers) do
+    if string.sub(key, 1, 1) ~= ":" and string.find(key, "[^0-9a-z_.%-]") then
+      illegal[#illegal + 1] = key
+    end
+  end
+  for _, key in ipairs(illegal) do
+    headers:remove(key)
+  end
+end
+
 function envoy_on_response(response_handle)
   local headers = response_handle:headers()
   local content_type = headers:get("content-type") or ""

@@ -27,6 +27,7 @@ def render_envoy_config(
     discovery: str = "STATIC",
     descriptor: Path | None = None,
     lua: Path | None = None,
+    cors_origins: Sequence[str] = ("*",),
 ) -> str:
     """The edge config with one health-checked HTTP/2 cluster per backend."""
     cluster_tmpl = Template((ENVOY_DIR / "cluster.yaml.tmpl").read_text())
@@ -40,4 +41,14 @@ def render_envoy_config(
         DESCRIPTOR_PATH=str(descriptor or ENVOY_DIR / "cvmatch.pb"),
         LUA_PATH=str(lua or ENVOY_DIR / "cvmatch_edge.lua"),
         CLUSTERS=clusters,
+        CORS_ALLOW_ORIGINS=_cors_origins(cors_origins),
     )
+
+
+def _cors_origins(origins: Sequence[str]) -> str:
+    """Origins browsers may call the API from: `*` for any, else exact origins (`https://app.example.com`)."""
+    lines = []
+    for origin in origins:
+        match = "{safe_regex: {regex: \".*\"}}" if origin == "*" else f"{{exact: \"{origin}\"}}"
+        lines.append(f"                  - {match}")
+    return "\n".join(lines)
