@@ -32,7 +32,7 @@ def test_not_serving_while_nats_is_down(database_url: str, tmp_path: Path) -> No
     nats = Nats(tmp_path / "nats").start()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats.url, "NOTIFIER_GRPC_PORT": str(port),
-           "HEALTH_CHECK_INTERVAL_SECONDS": "0.2"}
+           "HEALTH_CHECK_INTERVAL_SECONDS": "0.2", "CVMATCH_ENV": "test"}
     subprocess.run([sys.executable, "-m", "cvmatch.notifier", "migrate"], env=env, check=True, capture_output=True)
     log = open(tmp_path / "notifier.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "cvmatch.notifier"], env=env, stdout=log, stderr=log)
