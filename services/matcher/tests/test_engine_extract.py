@@ -67,7 +67,7 @@ def test_candidate_years_skills_and_evidence(engine):
     assert by_name["Python"].years == 9.9
     assert by_name["Kubernetes"].experience_mentions >= 1
     m = by_name["Kubernetes"].mentions[0]
-    assert CV[m.start:m.end] in ("Kubernetes", "k8s")
+    assert CV[m.start : m.end] in ("Kubernetes", "k8s")
     assert "Kubernetes" in m.snippet
     assert by_name["Microsoft Excel"].mentions[0].section == "skills"
     assert cand.languages == ("English", "Spanish")

@@ -41,18 +41,21 @@ def tiny_taxonomy(surfaces: dict[str, list[str]]) -> Taxonomy:
         for form in forms:
             keys.append(form)
             owner.append(i)
-    return Taxonomy({
-        "skills": skills,
-        "surface_keys": keys,
-        "surface_skill": owner,
-        "surface_prefixes": sorted({p for k in keys for p in surface_prefixes(k)}),
-        "occupations": [],
-        "titles": [],
-        "title_occupation": [],
-    })
+    return Taxonomy(
+        {
+            "skills": skills,
+            "surface_keys": keys,
+            "surface_skill": owner,
+            "surface_prefixes": sorted({p for k in keys for p in surface_prefixes(k)}),
+            "occupations": [],
+            "titles": [],
+            "title_occupation": [],
+        }
+    )
 
 
 # -- skill rarity ----------------------------------------------------------------------------------------------
+
 
 def test_rarity_weight_orders_common_below_specific() -> None:
     excel, quickbooks, civil3d = rarity_weight(859, 923), rarity_weight(84, 923), rarity_weight(30, 923)
@@ -72,16 +75,19 @@ def test_specific_skill_outweighs_common_tool(engine: MatchEngine) -> None:
     job = engine.parse_job("Bookkeeper\n\nRequirements\n- Microsoft Excel, QuickBooks\n")
     specific = engine.parse_candidate(
         "Pat Books\nBookkeeper\n\nExperience\nBookkeeper, Acme Ltd\nJan 2019 - Dec 2023\n"
-        "- Kept the general ledger and payroll in QuickBooks for 40 clients\n")
+        "- Kept the general ledger and payroll in QuickBooks for 40 clients\n"
+    )
     common = engine.parse_candidate(
         "Kim Sheets\nBookkeeper\n\nExperience\nBookkeeper, Acme Ltd\nJan 2019 - Dec 2023\n"
-        "- Kept the general ledger and payroll in Microsoft Excel for 40 clients\n")
+        "- Kept the general ledger and payroll in Microsoft Excel for 40 clients\n"
+    )
     a, b = engine.score(job, specific), engine.score(job, common)
     assert a.skill_match_percentage > b.skill_match_percentage
     assert a.overall_score > b.overall_score
 
 
 # -- titles ----------------------------------------------------------------------------------------------------
+
 
 def test_title_words_stem_and_drop_seniority() -> None:
     assert title_words("Senior Staff Accountants") == ["accountant"]
@@ -92,8 +98,9 @@ def test_title_words_stem_and_drop_seniority() -> None:
 def _role(title: str, engine: MatchEngine) -> Role:
     occ_idx = engine.taxonomy.title_to_occupation.get(title.lower())
     occ = engine.taxonomy.occupations[occ_idx] if occ_idx is not None else None
-    return Role(title, occ.id if occ else None, occ.name if occ else None, occ.sector if occ else None, 0,
-                len(title), 0.0, True)
+    return Role(
+        title, occ.id if occ else None, occ.name if occ else None, occ.sector if occ else None, 0, len(title), 0.0, True
+    )
 
 
 def test_role_similarity_prefers_the_jobs_own_title(engine: MatchEngine) -> None:
@@ -125,22 +132,32 @@ def test_alternate_title_counts_less_than_own_title(engine: MatchEngine) -> None
 def test_ambiguous_headline_title_is_kept_unmapped(engine: MatchEngine) -> None:
     cv = engine.parse_candidate(
         "CONSULTANT\n\nSummary\nAdvised retail clients on pricing and operations for ten years.\n\n"
-        "Experience\nAcme Advisory\nJan 2015 - Dec 2024\n- Led pricing projects for retail clients\n")
+        "Experience\nAcme Advisory\nJan 2015 - Dec 2024\n- Led pricing projects for retail clients\n"
+    )
     assert cv.roles and cv.roles[0].title == "CONSULTANT" and cv.roles[0].is_headline
 
 
 def test_candidate_name_line_is_not_a_title(engine: MatchEngine) -> None:
     cv = engine.parse_candidate(
         "Jordan Pelley\njordan@example.com\n\nExperience\nAcme Ltd\nJan 2015 - Dec 2024\n"
-        "- Planned weekly delivery routes and managed the warehouse stock\n")
+        "- Planned weekly delivery routes and managed the warehouse stock\n"
+    )
     assert all(r.title != "Jordan Pelley" for r in cv.roles)
 
 
 # -- skill matcher ---------------------------------------------------------------------------------------------
 
+
 def test_dict_matcher_word_boundaries_and_multiword() -> None:
-    tax = tiny_taxonomy({"C": ["c"], "C++": ["c++"], "Java": ["java"], "Project management": ["project management"],
-                         "Detail oriented": ["detail-oriented"]})
+    tax = tiny_taxonomy(
+        {
+            "C": ["c"],
+            "C++": ["c++"],
+            "Java": ["java"],
+            "Project management": ["project management"],
+            "Detail oriented": ["detail-oriented"],
+        }
+    )
     text = "c++, javascript and java; project management; detail-oriented; projects"
     found = {(text[s:e], tax.skills[tax.surface_skill(i)].name) for s, e, i in tax.iter_skill_hits(text)}
     assert ("c++", "C++") in found and ("c", "C") in found  # the pipeline keeps the longest
@@ -158,8 +175,10 @@ def test_dict_matcher_first_surface_wins() -> None:
 
 
 def test_pipeline_without_tokenizer_finds_the_same(engine: MatchEngine) -> None:
-    text = ("Backend Engineer\n\nExperience\nShipfast, Jan 2020 - Present\n"
-            "- Built services in Python and Go on Kubernetes; JS front end; excel at mentoring\n")
+    text = (
+        "Backend Engineer\n\nExperience\nShipfast, Jan 2020 - Present\n"
+        "- Built services in Python and Go on Kubernetes; JS front end; excel at mentoring\n"
+    )
     fast = annotate(engine._nlp, text, TODAY)
     full = annotate(engine._nlp, text, TODAY, tokenize=True)
     assert len(fast) == 0 and len(full) > 0

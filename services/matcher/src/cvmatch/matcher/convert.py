@@ -14,9 +14,6 @@ from cvmatch.api.matcher.v1 import match_result_pb2 as pb
 from cvmatch.matcher.domain import SummaryStats
 from cvmatch.matcher.engine import MatchResult
 
-# A skill shown in dated work reaches 0.8 evidence strength in the engine; a bare skills list stays below.
-PROFICIENCY_MATCH_AT = 0.8
-
 
 @dataclass(frozen=True)
 class CandidateInfo:
@@ -57,7 +54,9 @@ def _skills(section: Mapping[str, Any] | None) -> pb.SkillsSummary:
             match_type=str(m.get("match_type", "")),
             # The engine scores a skill 0-1; the public API speaks percentages.
             match_score=round(100.0 * _f(m, "match_score"), 1),
-            proficiency_match=proficiency >= PROFICIENCY_MATCH_AT,
+            # As the contract says: the skill is shown in dated work (not a strength threshold, which
+            # undated Experience lines could reach).
+            proficiency_match=m.get("in_dated_work") is True,
             duration_match=duration >= 1.0,
             is_core=bool(m.get("is_core", False)),
             skill_id=str(m.get("skill_id", "") or ""),
@@ -97,6 +96,7 @@ def match_result(result: MatchResult, who: CandidateInfo, seniority: str | None 
             qualification_match_percentage=result.qualification_match_percentage,
             sector_match_percentage=result.sector_match_percentage,
             experience_match_percentage=result.experience_match_percentage,
+            not_applicable=list(result.not_applicable),
         ),
         match_results_summary=pb.MatchResultsSummary(
             skills=_skills(summary.get("skills")),

@@ -100,5 +100,7 @@ class MatchEngine:
 
 
 def _clean(text: str) -> str:
-    # Offsets in results refer to this cleaned text: CRLF folded to LF, NULs dropped, size bounded.
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")[:MAX_TEXT_CHARS]
+    # Offsets in results must refer to the text the caller sent, so every replacement keeps the length:
+    # CRLF becomes " \n" (the space is trailing whitespace every rule ignores), a lone CR a LF, a NUL a space.
+    # Only the size bound cuts, and it cuts at the end, so offsets below it are unchanged.
+    return text.replace("\r\n", " \n").replace("\r", "\n").replace("\x00", " ")[:MAX_TEXT_CHARS]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -248,10 +249,16 @@ class Extractor:
     def _collect_skills(self, doc: Doc, lines: list[Line]) -> dict[str, _SkillAcc]:
         text = doc_text(doc)
         acc: dict[str, _SkillAcc] = {}
+        # A line is one piece of evidence for a skill, however often it names it or is pasted (anti-stuffing).
+        seen_lines: set[tuple[str, str]] = set()
         for start, end, sidx in doc._.cvm_skills:
             entry = self.tax.skills[self.tax.surface_skill(sidx)]
             line = lines[line_at(lines, start)]
+            key = (entry.id, " ".join(text[line.start : line.end].split()).lower())
             a = acc.get(entry.id)
+            if key in seen_lines:
+                continue
+            seen_lines.add(key)
             if a is None:
                 a = acc[entry.id] = _SkillAcc(entry.id, entry.name, entry.group, text[start:end], first=start)
             a.mentions.append(Mention(start, end, _section_of(line)))
@@ -272,10 +279,11 @@ class Extractor:
         blocks = self._blocks(doc, lines)
         # Skill years: the union of the dated jobs whose text mentions the skill.
         for a in skills.values():
-            for m in a.mentions:
+            for i, m in enumerate(a.mentions):
                 blk = _block_at(blocks, m.start)
                 if blk is not None:
                     a.intervals.append((blk.date.start_month, blk.date.end_month))
+                    a.mentions[i] = Mention(m.start, m.end, m.section, m.snippet, True)
 
         roles: list[Role] = []
         head = self._headline(text, lines)
@@ -288,6 +296,9 @@ class Extractor:
                 continue
             seen_lines += 1
             found = self._roles_in(text, line.start, line.end, headline=True)
+            if found and seen_lines == 1 and _looks_like_name(text[line.start : line.end], line.start, found):
+                # "Sam Carpenter": the candidate's name, whose surname happens to be a title.
+                continue
             if found:
                 roles += found
                 head = (line.start, line.end)
@@ -351,6 +362,9 @@ class Extractor:
             languages=tuple(languages),
             word_count=words,
             engine_version=engine_version,
+            text=text,
+            section_starts=_section_starts(lines),
+            dated_spans=tuple((b.start, b.end, b.date.start_month, b.date.end_month) for b in blocks),
         )
 
     def _unmapped_title(self, text: str, line: Line) -> Role | None:
@@ -534,6 +548,96 @@ class Extractor:
         )
 
 
+_NAME_WORD = re.compile(r"[A-Z][a-z]+(?:[-'’][A-Z]?[a-z]+)*|[A-Z]{3,}(?:[-'’][A-Z]+)*|[A-Z]\.")
+# Words that make a capitalised line a title rather than a name ("Senior Carpenter", "Master Baker").
+_TITLE_CUE_WORDS = frozenset(
+    {
+        "senior",
+        "sr",
+        "junior",
+        "jr",
+        "lead",
+        "head",
+        "chief",
+        "principal",
+        "staff",
+        "master",
+        "journeyman",
+        "apprentice",
+        "assistant",
+        "certified",
+        "licensed",
+        "registered",
+        "freelance",
+        "trainee",
+        "intern",
+        "associate",
+        "executive",
+        "deputy",
+        "general",
+        "professional",
+        "experienced",
+        "qualified",
+    }
+)
+
+
+def _looks_like_name(raw: str, start: int, roles: list[Role]) -> bool:
+    """Whether a CV's first line is a person's name whose surname is a title ("Sam Carpenter").
+
+    A name is 2-3 capitalised words (plus initials) with no title cue word, and the title found in it does
+    not cover its first word: "Software Engineer" and "Finish Carpenter" are titles from their first word.
+    """
+    words = raw.split()
+    named = [w for w in words if not re.fullmatch(r"[A-Z]\.", w)]
+    if not 2 <= len(named) <= 3 or len(words) > 4 or not all(_NAME_WORD.fullmatch(w) for w in words):
+        return False
+    if any(w.rstrip(".").lower() in _TITLE_CUE_WORDS for w in words):
+        return False
+    first = start + len(raw) - len(raw.lstrip())
+    return not any(r.start <= first < r.end for r in roles)
+
+
+def _section_starts(lines: list[Line]) -> tuple[tuple[int, str], ...]:
+    """Where each run of lines with the same section kind starts (for evidence found after parsing)."""
+    out: list[tuple[int, str]] = []
+    for line in lines:
+        section = _section_of(line)
+        if not out or out[-1][1] != section:
+            out.append((line.start, section))
+    return tuple(out)
+
+
+def find_phrase(cand: CandidateProfile, phrase: str) -> tuple[list[Mention], float]:
+    """A free-text phrase in the CV (case-insensitive, whole words): its mentions and the dated years it spans.
+
+    For requirements the taxonomy does not know ("zorblax ledger"); sections and dated jobs are those the
+    parse found, so the evidence counts like a taxonomy skill's.
+    """
+    words = phrase.split()
+    if not words or not cand.text:
+        return [], 0.0
+    pattern = re.compile(r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words) + r"(?!\w)", re.I)
+    starts = [s for s, _k in cand.section_starts]
+    mentions: list[Mention] = []
+    intervals: list[tuple[int, int]] = []
+    seen: set[str] = set()
+    for m in pattern.finditer(cand.text):
+        a, b = m.span()
+        ls, le = cand.text.rfind("\n", 0, a) + 1, cand.text.find("\n", b)
+        key = " ".join(cand.text[ls : le if le >= 0 else len(cand.text)].split()).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        i = bisect.bisect_right(starts, a) - 1
+        section = cand.section_starts[i][1] if i >= 0 else "header"
+        span = next((d for d in cand.dated_spans if d[0] <= a < d[1]), None)
+        if span is not None:
+            intervals.append((span[2], span[3]))
+        mentions.append(Mention(a, b, section, "", span is not None))
+    return _with_snippets(cand.text, mentions), total_years(intervals)
+
+
 def _block_at(blocks: list[_Block], pos: int) -> _Block | None:
     for b in blocks:
         if b.start <= pos < b.end:
@@ -543,11 +647,15 @@ def _block_at(blocks: list[_Block], pos: int) -> _Block | None:
 
 def _with_snippets(text: str, mentions: list[Mention]) -> list[Mention]:
     # Evidence in the work history first: it is what the explanation should quote.
-    ordered = sorted(mentions, key=lambda m: (m.section not in EXPERIENCE_SECTIONS, m.start))[:MAX_MENTIONS]
+    ordered = sorted(mentions, key=lambda m: (not m.dated, m.section not in EXPERIENCE_SECTIONS, m.start))[
+        :MAX_MENTIONS
+    ]
     # Only the first few are quoted (the result quotes the first); the rest keep their offsets.  Building a
     # snippet for every mention was a tenth of the time per CV.
-    return [Mention(m.start, m.end, m.section, _snippet(text, m.start, m.end) if i < SNIPPET_MENTIONS else "")
-            for i, m in enumerate(ordered)]
+    return [
+        Mention(m.start, m.end, m.section, _snippet(text, m.start, m.end) if i < SNIPPET_MENTIONS else "", m.dated)
+        for i, m in enumerate(ordered)
+    ]
 
 
 def _dedupe_roles(roles: list[Role]) -> list[Role]:
@@ -584,4 +692,4 @@ def _sectors(roles: list[Role]) -> list[str]:
     return sorted(weight, key=lambda s: (-weight[s], first[s]))
 
 
-__all__ = ["Extractor", "detect_seniority", "find_degrees", "merge_intervals"]
+__all__ = ["Extractor", "detect_seniority", "find_degrees", "find_phrase", "merge_intervals"]

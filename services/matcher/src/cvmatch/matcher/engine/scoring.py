@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .explain import SkillFact, executive_summary, gaps, strengths
-from .extract import SENIORITY_YEARS
+from .extract import SENIORITY_YEARS, find_phrase
 from .taxonomy import DEFAULT_SKILL_WEIGHT, Taxonomy, norm, title_words
 from .types import (
     DEFAULT_WEIGHTS,
@@ -27,7 +27,7 @@ from .types import (
     SkillOccurrence,
 )
 
-SCORING_VERSION = "3"
+SCORING_VERSION = "4"
 
 CORE_WEIGHT = 2.0
 REQUIRED_WEIGHT = 1.0
@@ -35,6 +35,8 @@ PREFERRED_WEIGHT = 0.5
 RELATED_CURATED = 0.5
 RELATED_CATEGORY = 0.35
 ROLE_MATCH_THRESHOLD = 0.6
+# Undated Experience mentions stay below one mention in a dated job (0.8): see evidence_strength.
+UNDATED_CAP = 0.72
 # An alternate title of the job's occupation (O*NET lists 50-200 per occupation, some loose) counts less
 # than the job's own title.
 ALT_TITLE_FACTOR = 0.8
@@ -93,15 +95,20 @@ def round1(x: float) -> float:
 def evidence_strength(skill: SkillOccurrence) -> float:
     """How well a CV demonstrates a skill, 0-1.
 
-    Work-history evidence dominates and repetition saturates: a bare skills list (however often it repeats
-    the word) stays at 0.55, one mention in a dated job reaches 0.8, more jobs / years approach 1.0.
+    Dated work-history evidence dominates and repetition saturates: a bare skills list (however often it
+    repeats the word) stays at 0.55; mentions under Experience with no dates around them (which anyone can
+    paste) rise from 0.62 to at most 0.72; one mention in a dated job reaches 0.8, more dated lines / years
+    approach 1.0.  Identical lines were already counted once by the extraction.
     """
-    n_exp = skill.experience_mentions
-    if n_exp:
-        s = min(0.95, 0.8 + 0.05 * (n_exp - 1))
+    n_dated = skill.dated_mentions
+    if n_dated:
+        s = min(0.95, 0.8 + 0.05 * (n_dated - 1))
         if skill.years >= 1.0:
             s = max(s, min(1.0, 0.85 + 0.05 * skill.years))
         return s
+    n_exp = skill.experience_mentions
+    if n_exp:
+        return min(UNDATED_CAP, 0.62 + 0.05 * (n_exp - 1))
     if any(m.section in ("summary", "header", "other") for m in skill.mentions):
         return 0.6
     return 0.55
@@ -170,6 +177,17 @@ def _job_skills(tax: Taxonomy, job: JobProfile, req: RequirementsConfig) -> list
     return items
 
 
+def _text_occurrence(js: SkillOccurrence, cand: CandidateProfile) -> SkillOccurrence | None:
+    """A requirement the taxonomy does not know, looked for as words in the CV text itself."""
+    mentions, years = find_phrase(cand, js.surface)
+    if not mentions:
+        return None
+    first = mentions[0]
+    return SkillOccurrence(
+        js.id, js.name, cand.text[first.start : first.end], js.group, tuple(mentions), years, True, False, None
+    )
+
+
 def score_skills(
     tax: Taxonomy, job: JobProfile, cand: CandidateProfile, req: RequirementsConfig
 ) -> tuple[list[_SkillOutcome], list[SkillOccurrence]]:
@@ -181,7 +199,7 @@ def score_skills(
     for js, knockout in _job_skills(tax, job, req):
         c = by_id.get(js.id)
         if c is None and js.id.startswith("text:"):
-            c = by_name.get(js.id[5:])
+            c = by_name.get(js.id[5:]) or _text_occurrence(js, cand)
         match_type: str | None = None
         factor = 0.0
         if c is not None:
@@ -271,14 +289,21 @@ def role_similarity(tax: Taxonomy, job: JobProfile, role: Role) -> float:
 
 
 @functools.lru_cache(maxsize=65536)
-def _role_similarity(tax: Taxonomy, job_title: str, job_roles: tuple[tuple[str | None, str], ...],
-                     title: str, occupation_id: str | None) -> float:
+def _role_similarity(
+    tax: Taxonomy, job_title: str, job_roles: tuple[tuple[str | None, str], ...], title: str, occupation_id: str | None
+) -> float:
     # Cached: a batch compares thousands of CVs with one job, and titles repeat ("Sales Associate").  A pure
     # function of its arguments (the taxonomy is immutable), so caching cannot change a result.
     # The CV title mapped to the job's own occupation through one of its many alternate titles is strong
     # but not the same as holding the job's title ("Banking Center Manager" for a Financial Manager job).
-    sim = max((ALT_TITLE_FACTOR if jid == occupation_id and jid
-               else _occ_similarity(tax, jid, occupation_id)) for jid, _name in job_roles) if job_roles else 0.0
+    sim = (
+        max(
+            (ALT_TITLE_FACTOR if jid == occupation_id and jid else _occ_similarity(tax, jid, occupation_id))
+            for jid, _name in job_roles
+        )
+        if job_roles
+        else 0.0
+    )
     words = frozenset(title_words(title))
     if not words:
         return sim
@@ -482,6 +507,7 @@ def score_match(
         "qualifications": qual_pct,
         "sectors": sector_pct,
     }
+    not_applicable = tuple(k for k in DEFAULT_WEIGHTS if components[k] is None)
     applicable = [k for k in DEFAULT_WEIGHTS if components[k] is not None and weights[k] > 0]
     total_w = sum(weights[k] for k in applicable)
     overall = sum(weights[k] * (components[k] or 0.0) for k in applicable) / total_w if total_w else 0.0
@@ -496,15 +522,18 @@ def score_match(
     skill_gaps: list[dict[str, Any]] = []
     for o in outcomes:
         if o.cand is None or o.match_type is None:
-            skill_gaps.append({"name": o.display, "is_core": o.job.is_core})
+            skill_gaps.append({"name": o.display, "is_core": o.job.is_core, "skill_id": o.job.id})
             continue
         ev = o.cand.mentions[0] if o.cand.mentions else None
         skill_matches.append(
             {
                 "name": o.display,
+                "skill_id": o.job.id,
                 "match_type": o.match_type,
                 "match_score": round(o.score, 2),
                 "proficiency_match": round(o.proficiency, 2),
+                # What the contract's boolean proficiency_match means: the skill is shown in dated work.
+                "in_dated_work": o.cand.dated_mentions > 0,
                 "duration_match": round(o.duration, 2),
                 "is_core": o.job.is_core,
                 "matched_skill": o.cand.surface,
@@ -516,7 +545,7 @@ def score_match(
         "skills": {
             "matches": skill_matches,
             "gaps": skill_gaps,
-            "surpluses": [{"name": s.surface, "is_core": False} for s in surplus[:15]],
+            "surpluses": [{"name": s.surface, "is_core": False, "skill_id": s.id} for s in surplus[:15]],
         },
         "roles": role_items,
         "qualifications": qual_items,
@@ -540,12 +569,14 @@ def score_match(
         match_score=match_score,
         verdict=verdict,
         recommendation=recommendation,
-        skill_match_percentage=round1(skill_pct if skill_pct is not None else 100.0),
-        core_skill_match_percentage=round1(core_pct if outcomes else 100.0),
-        role_match_percentage=round1(role_pct if role_pct is not None else 100.0),
-        qualification_match_percentage=round1(qual_pct if qual_pct is not None else 100.0),
-        sector_match_percentage=round1(sector_pct if sector_pct is not None else 100.0),
-        experience_match_percentage=round1(exp_pct if exp_pct is not None else 100.0),
+        # A component the job gives nothing to compare is reported as 0 and named in not_applicable (it is
+        # also left out of the overall): a "100% sector match" with no sector behind it would be invented.
+        skill_match_percentage=round1(skill_pct or 0.0),
+        core_skill_match_percentage=round1(core_pct if outcomes else 0.0),
+        role_match_percentage=round1(role_pct or 0.0),
+        qualification_match_percentage=round1(qual_pct or 0.0),
+        sector_match_percentage=round1(sector_pct or 0.0),
+        experience_match_percentage=round1(exp_pct or 0.0),
         match_results_summary=summary,
         executive_summary=executive_summary(
             job.job_title, overall, verdict, facts, cand.total_years, need_years, role_titles, knocked_out
@@ -556,4 +587,5 @@ def score_match(
         candidate_years=cand.total_years,
         engine_version=version,
         details={"applicable_components": applicable, "weights": {k: weights[k] for k in DEFAULT_WEIGHTS}},
+        not_applicable=not_applicable,
     )

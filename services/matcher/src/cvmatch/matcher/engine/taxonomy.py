@@ -241,8 +241,9 @@ class Taxonomy:
         )
         self.max_title_words = max((t.count(" ") + 1 for t in self.title_to_occupation), default=1)
         n_occupations = max(2, len(self.occupations))
-        self._title_idf: dict[str, float] = {w: math.log(n_occupations / n)
-                                             for w, n in data.get("title_word_df", {}).items()}
+        self._title_idf: dict[str, float] = {
+            w: math.log(n_occupations / n) for w, n in data.get("title_word_df", {}).items()
+        }
         self._rare_title_idf = math.log(n_occupations)
         self.generic_titles: frozenset[str] = frozenset(data.get("generic_titles", ()))
         self.title_heads: frozenset[str] = frozenset(data.get("title_heads", ()))

@@ -62,13 +62,22 @@ class Mention:
     end: int
     section: str
     snippet: str = ""
+    dated: bool = False  # CVs: inside a dated job of the work history
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "section": self.section, "snippet": self.snippet}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "section": self.section,
+            "snippet": self.snippet,
+            "dated": self.dated,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Mention:
-        return cls(int(d["start"]), int(d["end"]), str(d["section"]), str(d.get("snippet", "")))
+        return cls(
+            int(d["start"]), int(d["end"]), str(d["section"]), str(d.get("snippet", "")), bool(d.get("dated", False))
+        )
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,11 @@ class SkillOccurrence:
     @property
     def experience_mentions(self) -> int:
         return sum(1 for m in self.mentions if m.section in ("experience", "projects"))
+
+    @property
+    def dated_mentions(self) -> int:
+        """Mentions inside a dated job (the work history a recruiter can check)."""
+        return sum(1 for m in self.mentions if m.dated)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -253,9 +267,17 @@ class CandidateProfile:
     languages: tuple[str, ...]
     word_count: int
     engine_version: str = ""
+    # The parsed text (offsets are into it and into the caller's text alike), where its sections start, and
+    # its dated jobs as (start, end, start month, end month): what a free-text requirement is looked up in.
+    text: str = field(default="", repr=False)
+    section_starts: tuple[tuple[int, str], ...] = field(default=(), repr=False)
+    dated_spans: tuple[tuple[int, int, int, int], ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "text": self.text,
+            "section_starts": [list(x) for x in self.section_starts],
+            "dated_spans": [list(x) for x in self.dated_spans],
             "skills": [s.to_dict() for s in self.skills],
             "roles": [r.to_dict() for r in self.roles],
             "qualifications": [q.to_dict() for q in self.qualifications],
@@ -279,6 +301,9 @@ class CandidateProfile:
             languages=tuple(str(x) for x in d.get("languages", [])),
             word_count=int(d.get("word_count", 0)),
             engine_version=str(d.get("engine_version", "")),
+            text=str(d.get("text", "")),
+            section_starts=tuple((int(a), str(b)) for a, b in d.get("section_starts", [])),
+            dated_spans=tuple((int(a), int(b), int(c), int(e)) for a, b, c, e in d.get("dated_spans", [])),
         )
 
 
@@ -400,6 +425,10 @@ class MatchResult:
     candidate_years: float = 0.0
     engine_version: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # Components the job gives nothing to compare ("skills", "roles", "experience", "qualifications",
+    # "sectors"): left out of the overall score, their percentage reported as 0, never a 100 with nothing
+    # behind it.
+    not_applicable: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -421,4 +450,5 @@ class MatchResult:
             "candidate_years": self.candidate_years,
             "engine_version": self.engine_version,
             "details": self.details,
+            "not_applicable": list(self.not_applicable),
         }

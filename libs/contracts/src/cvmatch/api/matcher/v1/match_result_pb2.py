@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)cvmatch/api/matcher/v1/match_result.proto\x12\x16\x63vmatch.api.matcher.v1\"\xf5\x01\n\nMatchScore\x12\x15\n\roverall_score\x18\x01 \x01(\x01\x12\x1e\n\x16skill_match_percentage\x18\x02 \x01(\x01\x12#\n\x1b\x63ore_skill_match_percentage\x18\x03 \x01(\x01\x12\x1d\n\x15role_match_percentage\x18\x04 \x01(\x01\x12&\n\x1equalification_match_percentage\x18\x05 \x01(\x01\x12\x1f\n\x17sector_match_percentage\x18\x06 \x01(\x01\x12#\n\x1b\x65xperience_match_percentage\x18\x07 \x01(\x01\"4\n\x08\x45vidence\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xa0\x02\n\nSkillMatch\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmatch_type\x18\x02 \x01(\t\x12\x13\n\x0bmatch_score\x18\x03 \x01(\x01\x12\x19\n\x11proficiency_match\x18\x04 \x01(\x08\x12\x16\n\x0e\x64uration_match\x18\x05 \x01(\x08\x12\x0f\n\x07is_core\x18\x06 \x01(\x08\x12\x32\n\x08\x65vidence\x18\x07 \x03(\x0b\x32 .cvmatch.api.matcher.v1.Evidence\x12\x10\n\x08skill_id\x18\x08 \x01(\t\x12\x0f\n\x07\x63v_name\x18\t \x01(\t\x12\r\n\x05years\x18\n \x01(\x01\x12\x19\n\x11proficiency_score\x18\x0b \x01(\x01\x12\x16\n\x0e\x64uration_score\x18\x0c \x01(\x01\"<\n\tSkillItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07is_core\x18\x02 \x01(\x08\x12\x10\n\x08skill_id\x18\x03 \x01(\t\"\xab\x01\n\rSkillsSummary\x12\x33\n\x07matches\x18\x01 \x03(\x0b\x32\".cvmatch.api.matcher.v1.SkillMatch\x12/\n\x04gaps\x18\x02 \x03(\x0b\x32!.cvmatch.api.matcher.v1.SkillItem\x12\x34\n\tsurpluses\x18\x03 \x03(\x0b\x32!.cvmatch.api.matcher.v1.SkillItem\"\'\n\tNamedItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"\xa9\x01\n\x0cItemsSummary\x12\x32\n\x07matches\x18\x01 \x03(\x0b\x32!.cvmatch.api.matcher.v1.NamedItem\x12/\n\x04gaps\x18\x02 \x03(\x0b\x32!.cvmatch.api.matcher.v1.NamedItem\x12\x34\n\tsurpluses\x18\x03 \x03(\x0b\x32!.cvmatch.api.matcher.v1.NamedItem\"\xf6\x01\n\x13MatchResultsSummary\x12\x35\n\x06skills\x18\x01 \x01(\x0b\x32%.cvmatch.api.matcher.v1.SkillsSummary\x12\x33\n\x05roles\x18\x02 \x01(\x0b\x32$.cvmatch.api.matcher.v1.ItemsSummary\x12<\n\x0equalifications\x18\x03 \x01(\x0b\x32$.cvmatch.api.matcher.v1.ItemsSummary\x12\x35\n\x07sectors\x18\x04 \x01(\x0b\x32$.cvmatch.api.matcher.v1.ItemsSummary\"\xc3\x03\n\x0bMatchResult\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x19\n\x11original_filename\x18\x03 \x01(\t\x12\x37\n\x0bmatch_score\x18\x04 \x01(\x0b\x32\".cvmatch.api.matcher.v1.MatchScore\x12J\n\x15match_results_summary\x18\x05 \x01(\x0b\x32+.cvmatch.api.matcher.v1.MatchResultsSummary\x12\x0f\n\x07verdict\x18\x06 \x01(\t\x12\x16\n\x0erecommendation\x18\x07 \x01(\t\x12\x15\n\rinteger_score\x18\x08 \x01(\x05\x12\x19\n\x11\x65xecutive_summary\x18\t \x01(\t\x12\x11\n\tstrengths\x18\n \x03(\t\x12\x0c\n\x04gaps\x18\x0b \x03(\t\x12\x1b\n\x13years_of_experience\x18\x0c \x01(\x01\x12\x11\n\tseniority\x18\r \x01(\t\x12\x16\n\x0e\x65ngine_version\x18\x0e \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x0f \x01(\t\x12\x13\n\x0bknocked_out\x18\x10 \x01(\x08\"\xf4\x01\n\x0cSummaryStats\x12\x18\n\x10total_candidates\x18\x01 \x01(\x05\x12\x1a\n\x12successful_matches\x18\x02 \x01(\x05\x12\x13\n\x0b\x65rror_count\x18\x03 \x01(\x05\x12\x15\n\raverage_score\x18\x04 \x01(\x01\x12\x15\n\rhighest_score\x18\x05 \x01(\x01\x12\x14\n\x0clowest_score\x18\x06 \x01(\x01\x12\x1b\n\x13\x63\x61ndidates_above_70\x18\x07 \x01(\x05\x12\x1b\n\x13\x63\x61ndidates_above_80\x18\x08 \x01(\x05\x12\x1b\n\x13\x63\x61ndidates_above_90\x18\t \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)cvmatch/api/matcher/v1/match_result.proto\x12\x16\x63vmatch.api.matcher.v1\"\x8d\x02\n\nMatchScore\x12\x15\n\roverall_score\x18\x01 \x01(\x01\x12\x1e\n\x16skill_match_percentage\x18\x02 \x01(\x01\x12#\n\x1b\x63ore_skill_match_percentage\x18\x03 \x01(\x01\x12\x1d\n\x15role_match_percentage\x18\x04 \x01(\x01\x12&\n\x1equalification_match_percentage\x18\x05 \x01(\x01\x12\x1f\n\x17sector_match_percentage\x18\x06 \x01(\x01\x12#\n\x1b\x65xperience_match_percentage\x18\x07 \x01(\x01\x12\x16\n\x0enot_applicable\x18\x08 \x03(\t\"4\n\x08\x45vidence\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xa0\x02\n\nSkillMatch\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmatch_type\x18\x02 \x01(\t\x12\x13\n\x0bmatch_score\x18\x03 \x01(\x01\x12\x19\n\x11proficiency_match\x18\x04 \x01(\x08\x12\x16\n\x0e\x64uration_match\x18\x05 \x01(\x08\x12\x0f\n\x07is_core\x18\x06 \x01(\x08\x12\x32\n\x08\x65vidence\x18\x07 \x03(\x0b\x32 .cvmatch.api.matcher.v1.Evidence\x12\x10\n\x08skill_id\x18\x08 \x01(\t\x12\x0f\n\x07\x63v_name\x18\t \x01(\t\x12\r\n\x05years\x18\n \x01(\x01\x12\x19\n\x11proficiency_score\x18\x0b \x01(\x01\x12\x16\n\x0e\x64uration_score\x18\x0c \x01(\x01\"<\n\tSkillItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07is_core\x18\x02 \x01(\x08\x12\x10\n\x08skill_id\x18\x03 \x01(\t\"\xab\x01\n\rSkillsSummary\x12\x33\n\x07matches\x18\x01 \x03(\x0b\x32\".cvmatch.api.matcher.v1.SkillMatch\x12/\n\x04gaps\x18\x02 \x03(\x0b\x32!.cvmatch.api.matcher.v1.SkillItem\x12\x34\n\tsurpluses\x18\x03 \x03(\x0b\x32!.cvmatch.api.matcher.v1.SkillItem\"\'\n\tNamedItem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"\xa9\x01\n\x0cItemsSummary\x12\x32\n\x07matches\x18\x01 \x03(\x0b\x32!.cvmatch.api.matcher.v1.NamedItem\x12/\n\x04gaps\x18\x02 \x03(\x0b\x32!.cvmatch.api.matcher.v1.NamedItem\x12\x34\n\tsurpluses\x18\x03 \x03(\x0b\x32!.cvmatch.api.matcher.v1.NamedItem\"\xf6\x01\n\x13MatchResultsSummary\x12\x35\n\x06skills\x18\x01 \x01(\x0b\x32%.cvmatch.api.matcher.v1.SkillsSummary\x12\x33\n\x05roles\x18\x02 \x01(\x0b\x32$.cvmatch.api.matcher.v1.ItemsSummary\x12<\n\x0equalifications\x18\x03 \x01(\x0b\x32$.cvmatch.api.matcher.v1.ItemsSummary\x12\x35\n\x07sectors\x18\x04 \x01(\x0b\x32$.cvmatch.api.matcher.v1.ItemsSummary\"\xc3\x03\n\x0bMatchResult\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x19\n\x11original_filename\x18\x03 \x01(\t\x12\x37\n\x0bmatch_score\x18\x04 \x01(\x0b\x32\".cvmatch.api.matcher.v1.MatchScore\x12J\n\x15match_results_summary\x18\x05 \x01(\x0b\x32+.cvmatch.api.matcher.v1.MatchResultsSummary\x12\x0f\n\x07verdict\x18\x06 \x01(\t\x12\x16\n\x0erecommendation\x18\x07 \x01(\t\x12\x15\n\rinteger_score\x18\x08 \x01(\x05\x12\x19\n\x11\x65xecutive_summary\x18\t \x01(\t\x12\x11\n\tstrengths\x18\n \x03(\t\x12\x0c\n\x04gaps\x18\x0b \x03(\t\x12\x1b\n\x13years_of_experience\x18\x0c \x01(\x01\x12\x11\n\tseniority\x18\r \x01(\t\x12\x16\n\x0e\x65ngine_version\x18\x0e \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x0f \x01(\t\x12\x13\n\x0bknocked_out\x18\x10 \x01(\x08\"\xf4\x01\n\x0cSummaryStats\x12\x18\n\x10total_candidates\x18\x01 \x01(\x05\x12\x1a\n\x12successful_matches\x18\x02 \x01(\x05\x12\x13\n\x0b\x65rror_count\x18\x03 \x01(\x05\x12\x15\n\raverage_score\x18\x04 \x01(\x01\x12\x15\n\rhighest_score\x18\x05 \x01(\x01\x12\x14\n\x0clowest_score\x18\x06 \x01(\x01\x12\x1b\n\x13\x63\x61ndidates_above_70\x18\x07 \x01(\x05\x12\x1b\n\x13\x63\x61ndidates_above_80\x18\x08 \x01(\x05\x12\x1b\n\x13\x63\x61ndidates_above_90\x18\t \x01(\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +32,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cvmatch.api.matcher.v1.matc
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MATCHSCORE']._serialized_start=70
-  _globals['_MATCHSCORE']._serialized_end=315
-  _globals['_EVIDENCE']._serialized_start=317
-  _globals['_EVIDENCE']._serialized_end=369
-  _globals['_SKILLMATCH']._serialized_start=372
-  _globals['_SKILLMATCH']._serialized_end=660
-  _globals['_SKILLITEM']._serialized_start=662
-  _globals['_SKILLITEM']._serialized_end=722
-  _globals['_SKILLSSUMMARY']._serialized_start=725
-  _globals['_SKILLSSUMMARY']._serialized_end=896
-  _globals['_NAMEDITEM']._serialized_start=898
-  _globals['_NAMEDITEM']._serialized_end=937
-  _globals['_ITEMSSUMMARY']._serialized_start=940
-  _globals['_ITEMSSUMMARY']._serialized_end=1109
-  _globals['_MATCHRESULTSSUMMARY']._serialized_start=1112
-  _globals['_MATCHRESULTSSUMMARY']._serialized_end=1358
-  _globals['_MATCHRESULT']._serialized_start=1361
-  _globals['_MATCHRESULT']._serialized_end=1812
-  _globals['_SUMMARYSTATS']._serialized_start=1815
-  _globals['_SUMMARYSTATS']._serialized_end=2059
+  _globals['_MATCHSCORE']._serialized_end=339
+  _globals['_EVIDENCE']._serialized_start=341
+  _globals['_EVIDENCE']._serialized_end=393
+  _globals['_SKILLMATCH']._serialized_start=396
+  _globals['_SKILLMATCH']._serialized_end=684
+  _globals['_SKILLITEM']._serialized_start=686
+  _globals['_SKILLITEM']._serialized_end=746
+  _globals['_SKILLSSUMMARY']._serialized_start=749
+  _globals['_SKILLSSUMMARY']._serialized_end=920
+  _globals['_NAMEDITEM']._serialized_start=922
+  _globals['_NAMEDITEM']._serialized_end=961
+  _globals['_ITEMSSUMMARY']._serialized_start=964
+  _globals['_ITEMSSUMMARY']._serialized_end=1133
+  _globals['_MATCHRESULTSSUMMARY']._serialized_start=1136
+  _globals['_MATCHRESULTSSUMMARY']._serialized_end=1382
+  _globals['_MATCHRESULT']._serialized_start=1385
+  _globals['_MATCHRESULT']._serialized_end=1836
+  _globals['_SUMMARYSTATS']._serialized_start=1839
+  _globals['_SUMMARYSTATS']._serialized_end=2083
 # @@protoc_insertion_point(module_scope)

@@ -20,7 +20,13 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class MatchScore(_message.Message):
-    """Sub-scores of one candidate against one job, 0-100."""
+    """Sub-scores of one candidate against one job, 0-100.
+
+    A component the job gives nothing to compare (no skills, no title, no minimum years, no required
+    qualification, no sector) is not applicable: it is left out of `overall_score` (the weighted mean of the
+    applicable components), its percentage is 0, and its name is listed in `not_applicable`. A percentage
+    is never 100 with nothing behind it.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -31,6 +37,7 @@ class MatchScore(_message.Message):
     QUALIFICATION_MATCH_PERCENTAGE_FIELD_NUMBER: _builtins.int
     SECTOR_MATCH_PERCENTAGE_FIELD_NUMBER: _builtins.int
     EXPERIENCE_MATCH_PERCENTAGE_FIELD_NUMBER: _builtins.int
+    NOT_APPLICABLE_FIELD_NUMBER: _builtins.int
     overall_score: _builtins.float
     skill_match_percentage: _builtins.float
     core_skill_match_percentage: _builtins.float
@@ -38,7 +45,13 @@ class MatchScore(_message.Message):
     qualification_match_percentage: _builtins.float
     sector_match_percentage: _builtins.float
     experience_match_percentage: _builtins.float
-    """Years of experience against the job's minimum (100 when the job sets none)."""
+    """Years of experience against the job's minimum (0 and listed in `not_applicable` when it sets none)."""
+    @_builtins.property
+    def not_applicable(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Components without data, in this order when present: skills, roles, experience, qualifications,
+        sectors. `core_skill_match_percentage` follows `skills`.
+        """
+
     def __init__(
         self,
         *,
@@ -49,10 +62,11 @@ class MatchScore(_message.Message):
         qualification_match_percentage: _builtins.float = ...,
         sector_match_percentage: _builtins.float = ...,
         experience_match_percentage: _builtins.float = ...,
+        not_applicable: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["core_skill_match_percentage", b"core_skill_match_percentage", "experience_match_percentage", b"experience_match_percentage", "overall_score", b"overall_score", "qualification_match_percentage", b"qualification_match_percentage", "role_match_percentage", b"role_match_percentage", "sector_match_percentage", b"sector_match_percentage", "skill_match_percentage", b"skill_match_percentage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["core_skill_match_percentage", b"core_skill_match_percentage", "experience_match_percentage", b"experience_match_percentage", "not_applicable", b"not_applicable", "overall_score", b"overall_score", "qualification_match_percentage", b"qualification_match_percentage", "role_match_percentage", b"role_match_percentage", "sector_match_percentage", b"sector_match_percentage", "skill_match_percentage", b"skill_match_percentage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
