@@ -151,3 +151,49 @@ def test_unknown_event_type_is_invalid_input(stack: Stack, admin: dict[str, str]
                    json={"url": "https://example.com/hook", "events": ["batch.exploded"]})
     assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_INPUT"
     assert "batch.exploded" in r.json()["error"]["message"]
+
+
+def _key(stack: Stack, admin: dict[str, str], scopes: list[str]) -> dict[str, str]:
+    created = httpx.post(f"{stack.url}/v1/auth/api-keys", headers=admin, json={"name": "hooks", "scopes": scopes})
+    assert created.status_code == 201, created.text
+    return {"X-API-Key": created.json()["data"]["key"]}
+
+
+def test_webhook_scopes(stack: Stack, admin: dict[str, str], receiver: tuple[_Receiver, Path]) -> None:
+    base = f"{stack.url}/v1/webhooks"
+    reader, writer = _key(stack, admin, ["webhooks:read"]), _key(stack, admin, ["webhooks:write"])
+    matcher = _key(stack, admin, ["match:execute"])
+    body = {"url": f"https://127.0.0.1:{receiver[0].server_address[1]}/scoped", "events": ["batch.completed"]}
+    assert httpx.get(base, headers=reader).status_code == 200
+    refused = httpx.post(base, headers=reader, json=body)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "MISSING_PERMISSION"
+    assert "webhooks:write" in refused.json()["error"]["message"]
+    assert httpx.post(base, headers=matcher, json=body).status_code == 403
+    created = httpx.post(base, headers=writer, json=body)
+    assert created.status_code == 201, created.text
+    wid = created.json()["data"]["id"]
+    assert httpx.get(f"{base}/{wid}/deliveries", headers=writer).status_code == 200  # write implies read
+    assert httpx.get(f"{base}/{wid}", headers=reader).status_code == 200
+    assert httpx.delete(f"{base}/{wid}", headers=reader).status_code == 403
+    assert httpx.delete(f"{base}/{wid}", headers=writer).status_code == 200
+
+
+def test_submission_webhook_secret_is_readable_by_rotation(stack: Stack, admin: dict[str, str]) -> None:
+    r = httpx.post(f"{stack.url}/v1/webhooks/submissions/rotate-secret", headers=admin, json={"overlap_seconds": 0})
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["id"] == "submissions" and data["secret"].startswith("whsec_")
+    assert data["events"] == ["batch.completed", "batch.failed"]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/v1/webhooks/6a1f9c52-0000-4000-8000-000000000000"),
+    ("POST", "/v1/webhooks/6a1f9c52-0000-4000-8000-000000000000/test"),
+    ("DELETE", "/v1/auth/api-keys/6a1f9c52-0000-4000-8000-000000000000"),
+])
+def test_errors_after_authentication_carry_rate_limit_headers(stack: Stack, admin: dict[str, str], method: str,
+                                                              path: str) -> None:
+    r = httpx.request(method, f"{stack.url}{path}", headers=admin, json={} if method == "POST" else None)
+    assert r.status_code == 404, r.text
+    for header in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"):
+        assert header in r.headers, (header, dict(r.headers))

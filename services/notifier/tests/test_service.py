@@ -408,3 +408,83 @@ async def test_finished_deliveries_are_purged_after_retention(notifiers: Notifie
     finally:
         await pool.close()
     assert await deliveries(n.stub, account, eid) == []
+
+
+async def test_submission_webhooks_are_signed_with_the_account_secret(notifiers: NotifierFactory,
+                                                                      receiver_factory, js) -> None:
+    n = await notifiers.start()
+    receiver: Receiver = await receiver_factory()
+    account = new_account()
+    # The account reads its submission secret by rotating the well-known `submissions` webhook.
+    first = await n.stub.RotateSecret(pb.RotateSecretRequest(account_id=account, endpoint_id="submissions",
+                                                             overlap_seconds=0))
+    assert first.secret.startswith("whsec_")
+    batch_id = str(uuid.uuid4())
+    await publish(js, "ingest.batch.completed", _completed(account, batch_id, receiver.url("/cb")))
+    (request,) = await receiver.wait_for(1)
+    verify(request.body, request.headers, [first.secret])
+    assert verify_x_signature(request.body, request.headers["x-signature"], first.secret)
+
+    # Rotating with an overlap: the next batch's delivery carries both signatures, X-Signature the new one.
+    second = await n.stub.RotateSecret(pb.RotateSecretRequest(account_id=account, endpoint_id="submissions",
+                                                              overlap_seconds=60))
+    assert second.secret not in ("", first.secret)
+    await publish(js, "ingest.batch.completed", _completed(account, str(uuid.uuid4()), receiver.url("/cb")))
+    requests = await receiver.wait_for(2)
+    verify(requests[1].body, requests[1].headers, [first.secret])
+    verify(requests[1].body, requests[1].headers, [second.secret])
+    assert verify_x_signature(requests[1].body, requests[1].headers["x-signature"], second.secret)
+    # Another account's submission secret is its own.
+    other = await n.stub.RotateSecret(pb.RotateSecretRequest(account_id=new_account(), endpoint_id="submissions"))
+    with pytest.raises(SignatureVerificationError):
+        verify(requests[1].body, requests[1].headers, [other.secret])
+
+
+async def test_an_undecryptable_secret_fails_only_its_endpoint(notifiers: NotifierFactory, receiver_factory,
+                                                               js) -> None:
+    import asyncpg
+
+    from cvmatch.notifier.domain import SecretBox
+
+    n = await notifiers.start()
+    broken_receiver: Receiver = await receiver_factory()
+    good_receiver: Receiver = await receiver_factory()
+    account = new_account()
+    broken = await create_endpoint(n.stub, account, broken_receiver.url(), ["credits.low"])
+    good = await create_endpoint(n.stub, account, good_receiver.url(), ["credits.low"])
+    # The secret sealed under another key, as after an operator changed NOTIFIER_SECRETS_KEY.
+    bid = uuid.UUID(broken.endpoint.endpoint_id)
+    conn = await asyncpg.connect(notifiers.database_url)
+    try:
+        await conn.execute(
+            f"UPDATE {n.settings.common.db_schema}.endpoint_secrets SET ciphertext = $2 WHERE endpoint_id = $1",
+            bid, SecretBox(bytes(32)).seal(bid, "whsec_elsewhere"))
+    finally:
+        await conn.close()
+    await publish(js, "billing.credits.low", billing_events.CreditsLow(account_id=account, available=1, threshold=5))
+    (request,) = await good_receiver.wait_for(1)
+    verify(request.body, request.headers, [good.secret])
+
+    async def failed() -> bool:
+        return bool(await deliveries(n.stub, account, broken.endpoint.endpoint_id, "failed"))
+
+    await wait_until(failed, what="the broken endpoint's delivery failed")
+    (delivery,) = await deliveries(n.stub, account, broken.endpoint.endpoint_id)
+    assert "cannot be decrypted" in delivery.attempt_log[0].error
+    got = await n.stub.GetEndpoint(pb.GetEndpointRequest(account_id=account,
+                                                         endpoint_id=broken.endpoint.endpoint_id))
+    assert not got.endpoint.enabled and "NOTIFIER_SECRETS_KEY" in got.endpoint.disabled_reason
+    assert not broken_receiver.requests
+    # Later events still reach the healthy endpoint; the fix is a rotation and enabling it again.
+    await publish(js, "billing.credits.low", billing_events.CreditsLow(account_id=account, available=0, threshold=5))
+    await good_receiver.wait_for(2)
+    rotated = await n.stub.RotateSecret(pb.RotateSecretRequest(account_id=account,
+                                                               endpoint_id=broken.endpoint.endpoint_id,
+                                                               overlap_seconds=0))
+    await n.stub.UpdateEndpoint(pb.UpdateEndpointRequest(account_id=account,
+                                                         endpoint_id=broken.endpoint.endpoint_id, enabled=True))
+    replayed = await n.stub.ReplayDeliveries(pb.ReplayDeliveriesRequest(
+        account_id=account, endpoint_id=broken.endpoint.endpoint_id, delivery_id="all"))
+    assert replayed.replayed == 1
+    (arrived,) = await broken_receiver.wait_for(1)  # events while it was disabled were not queued for it
+    verify(arrived.body, arrived.headers, [rotated.secret])

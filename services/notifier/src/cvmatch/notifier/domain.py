@@ -31,6 +31,13 @@ EVENT_TYPES: frozenset[str] = frozenset({
 ALL_EVENTS = "*"
 # What a submission's one-off webhook_url receives: the batch's own end.
 BATCH_ENDPOINT_EVENTS: tuple[str, ...] = (BATCH_COMPLETED, BATCH_FAILED)
+# The well-known webhook id of an account's submission webhooks (every per-batch webhook_url): its
+# secret signs them all and is read by rotating it, like any endpoint's.
+SUBMISSIONS_ID = "submissions"
+# Why an endpoint whose current signing secret cannot be decrypted was disabled (and its deliveries failed).
+UNREADABLE_SECRET_REASON = ("the webhook's signing secret cannot be decrypted with the configured "
+                            "NOTIFIER_SECRETS_KEY; rotate the secret, then enable the webhook")
+NO_SECRET_REASON = "the webhook has no signing secret; rotate the secret, then enable the webhook"
 
 MAX_URL = 2048
 MAX_DESCRIPTION = 500
@@ -115,6 +122,11 @@ class SecretBox:
         except InvalidTag:
             raise ValueError("a webhook secret does not decrypt under the configured key") from None
         return plain.decode()
+
+
+def submission_secret_binding(account_id: int) -> uuid.UUID:
+    """The associated data a submission secret is sealed under (binds it to its account)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"cvmatch:notifier:submission-secret:{account_id}")
 
 
 @dataclass(frozen=True)

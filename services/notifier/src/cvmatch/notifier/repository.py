@@ -36,6 +36,8 @@ _DELIVERY_COLUMNS = """delivery_id, endpoint_id, event_id, event_type, message_i
                        next_attempt_at, created_at"""
 # Rotated-out secrets are kept this long after they stop signing, then swept.
 _SECRET_GRACE = dt.timedelta(days=1)
+# pg_advisory_xact_lock namespace for rotations of an account's submission secret.
+_SUBMISSION_LOCK = 0x6E6F7469
 
 
 @contextlib.contextmanager
@@ -103,7 +105,11 @@ class Repository:
 
     async def ensure_batch_endpoint(self, conn: Conn, account_id: int, batch_id: uuid.UUID, url: str,
                                     secret: str) -> bool:
-        """The one-off endpoint of a batch's webhook_url; True when this call created it."""
+        """The one-off endpoint of a batch's webhook_url; True when this call created it.
+
+        It signs with the account's submission secret (``secret`` becomes that secret when the account
+        has none yet), so the account can verify it: see ``rotate_submission_secret``.
+        """
         endpoint_id = uuid.uuid4()
         created = await conn.fetchval(
             """INSERT INTO endpoints (endpoint_id, account_id, url, events, description, batch_id)
@@ -111,9 +117,29 @@ class Repository:
                ON CONFLICT (batch_id) WHERE batch_id IS NOT NULL DO NOTHING RETURNING true""",
             endpoint_id, account_id, url, list(domain.BATCH_ENDPOINT_EVENTS), batch_id)
         if created:
-            await conn.execute("INSERT INTO endpoint_secrets (endpoint_id, ciphertext) VALUES ($1, $2)",
-                               endpoint_id, self._box.seal(endpoint_id, secret))
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _SUBMISSION_LOCK, account_id)
+            await conn.execute(
+                """INSERT INTO submission_secrets (account_id, ciphertext) VALUES ($1, $2)
+                   ON CONFLICT (account_id) WHERE expires_at IS NULL DO NOTHING""",
+                account_id, self._box.seal(domain.submission_secret_binding(account_id), secret))
         return bool(created)
+
+    async def rotate_submission_secret(self, account_id: int, secret: str, overlap: dt.timedelta) -> None:
+        """Makes ``secret`` the account's submission secret; the previous ones keep signing for ``overlap``."""
+        async with self._tx() as conn:
+            # Two rotations at once would both insert a current secret: serialise them per account.
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _SUBMISSION_LOCK, account_id)
+            await conn.execute(
+                """UPDATE submission_secrets SET expires_at = LEAST(COALESCE(expires_at, 'infinity'),
+                                                                    clock_timestamp() + $2::interval)
+                   WHERE account_id = $1 AND (expires_at IS NULL OR expires_at > clock_timestamp())""",
+                account_id, overlap)
+            await conn.execute(
+                """DELETE FROM submission_secrets
+                   WHERE account_id = $1 AND expires_at < clock_timestamp() - $2::interval""",
+                account_id, _SECRET_GRACE)
+            await conn.execute("INSERT INTO submission_secrets (account_id, ciphertext) VALUES ($1, $2)",
+                               account_id, self._box.seal(domain.submission_secret_binding(account_id), secret))
 
     async def list_endpoints(self, account_id: int) -> list[Endpoint]:
         """The account's endpoints (not the one-off endpoints of batches), oldest first."""
@@ -182,16 +208,51 @@ class Repository:
             await conn.execute("INSERT INTO endpoint_secrets (endpoint_id, ciphertext) VALUES ($1, $2)",
                                endpoint_id, self._box.seal(endpoint_id, secret))
 
-    async def _secrets(self, conn: Conn, endpoint_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
-        """The secrets that sign now per endpoint, the current (newest) first."""
+    async def _secrets(self, conn: Conn,
+                       endpoint_ids: list[uuid.UUID]) -> tuple[dict[uuid.UUID, list[str]], dict[uuid.UUID, str]]:
+        """The secrets that sign now per endpoint (the current first), and the endpoints that cannot sign
+        with the reason why.
+
+        A batch endpoint signs with its account's submission secrets (then any secret of its own, from
+        before submission secrets existed). An endpoint whose current secret does not decrypt (the
+        operator changed NOTIFIER_SECRETS_KEY, a damaged row) cannot sign: it is reported, not raised,
+        so the other endpoints' deliveries go on. An older, rotated-out secret that does not decrypt is
+        only left out.
+        """
         rows = await conn.fetch(
-            """SELECT endpoint_id, ciphertext FROM endpoint_secrets
+            """SELECT e.endpoint_id, s.account_id AS bound_account, s.ciphertext, 0 AS source,
+                      s.expires_at IS NULL AS current, s.created_at, s.secret_id
+               FROM endpoints e JOIN submission_secrets s ON s.account_id = e.account_id
+               WHERE e.endpoint_id = ANY($1::uuid[]) AND e.batch_id IS NOT NULL
+                 AND (s.expires_at IS NULL OR s.expires_at > clock_timestamp())
+               UNION ALL
+               SELECT endpoint_id, NULL, ciphertext, 1, expires_at IS NULL, created_at, secret_id
+               FROM endpoint_secrets
                WHERE endpoint_id = ANY($1::uuid[]) AND (expires_at IS NULL OR expires_at > clock_timestamp())
-               ORDER BY endpoint_id, (expires_at IS NULL) DESC, created_at DESC, secret_id DESC""", endpoint_ids)
+               ORDER BY endpoint_id, source, current DESC, created_at DESC, secret_id DESC""",
+            endpoint_ids)
         out: dict[uuid.UUID, list[str]] = {}
+        broken: dict[uuid.UUID, str] = {}
         for r in rows:
-            out.setdefault(r["endpoint_id"], []).append(self._box.open(r["endpoint_id"], bytes(r["ciphertext"])))
-        return out
+            endpoint = r["endpoint_id"]
+            if endpoint in broken:
+                continue
+            binding = (endpoint if r["bound_account"] is None
+                       else domain.submission_secret_binding(r["bound_account"]))
+            try:
+                secret = self._box.open(binding, bytes(r["ciphertext"]))
+            except ValueError:
+                if endpoint not in out:  # the current secret: nothing verifiable can be signed
+                    broken[endpoint] = domain.UNREADABLE_SECRET_REASON
+                else:
+                    log.warning("a rotated-out webhook secret does not decrypt; left out",
+                                extra={"endpoint_id": str(endpoint)})
+                continue
+            out.setdefault(endpoint, []).append(secret)
+        for endpoint in endpoint_ids:
+            if endpoint not in out and endpoint not in broken:
+                broken[endpoint] = domain.NO_SECRET_REASON
+        return out, broken
 
     # --- creating deliveries ---------------------------------------------------------------------
 
@@ -240,41 +301,76 @@ class Repository:
         """Leases up to ``limit`` of the most overdue deliveries of enabled endpoints.
 
         ``in_flight`` counts this process's running deliveries per endpoint: an endpoint already at
-        ``endpoint_limit`` gets none, so one slow receiver cannot take every worker. Candidate rows are
-        locked with SKIP LOCKED (other processes skip them), the chosen ones leased, the rest unlocked
-        again at commit.
+        ``endpoint_limit`` gets none, so one slow receiver cannot take every worker. Such endpoints are
+        left out inside the query: were they only skipped afterwards, a slow endpoint with more overdue
+        deliveries than the query reads would fill every candidate row and starve all the others.
+        Candidate rows are locked with SKIP LOCKED (other processes skip them), the chosen ones leased,
+        the rest unlocked again at commit. An endpoint that cannot sign (its secret does not decrypt)
+        is disabled with the reason and its claimed deliveries fail with it; the others go on.
         """
+        full = [endpoint for endpoint, running in in_flight.items() if running >= endpoint_limit]
         async with self._tx() as conn:
             rows = await conn.fetch(
                 """SELECT q.delivery_id, q.endpoint_id FROM deliveries q JOIN endpoints e USING (endpoint_id)
                    WHERE q.status = 'pending' AND q.next_attempt_at <= clock_timestamp()
                      AND (q.lease_until IS NULL OR q.lease_until < clock_timestamp()) AND e.enabled
+                     AND q.endpoint_id <> ALL($2::uuid[])
                    ORDER BY q.next_attempt_at LIMIT $1
-                   FOR UPDATE OF q SKIP LOCKED""", limit * 4)
+                   FOR UPDATE OF q SKIP LOCKED""", limit * 4, full)
             taken: Counter[uuid.UUID] = Counter()
-            chosen: list[uuid.UUID] = []
+            chosen: list[tuple[uuid.UUID, uuid.UUID]] = []
             for r in rows:
                 endpoint = r["endpoint_id"]
                 if in_flight.get(endpoint, 0) + taken[endpoint] < endpoint_limit:
                     taken[endpoint] += 1
-                    chosen.append(r["delivery_id"])
+                    chosen.append((r["delivery_id"], endpoint))
                     if len(chosen) == limit:
                         break
             if not chosen:
                 return []
+            secrets, broken = await self._secrets(conn, list(taken))
+            if broken:
+                await self._fail_unsignable(conn, [(d, e) for d, e in chosen if e in broken], broken)
             leased = await conn.fetch(
                 """UPDATE deliveries d SET lease_owner = $1, lease_until = clock_timestamp() + $2::interval
                    FROM endpoints e
                    WHERE d.delivery_id = ANY($3::uuid[]) AND e.endpoint_id = d.endpoint_id
                    RETURNING d.delivery_id, d.endpoint_id, d.account_id, d.event_type, d.message_id, d.body,
                              d.attempts, d.round_attempts, e.url""",
-                owner, lease, chosen)
-            secrets = await self._secrets(conn, list(taken))
+                owner, lease, [d for d, e in chosen if e not in broken])
         return [DueDelivery(
             delivery_id=row["delivery_id"], endpoint_id=row["endpoint_id"], account_id=row["account_id"],
             event_type=row["event_type"], message_id=row["message_id"], body=bytes(row["body"]), url=row["url"],
-            secrets=secrets.get(row["endpoint_id"], []), attempts=row["attempts"],
+            secrets=secrets[row["endpoint_id"]], attempts=row["attempts"],
             round_attempts=row["round_attempts"]) for row in leased]
+
+    async def _fail_unsignable(self, conn: Conn, chosen: list[tuple[uuid.UUID, uuid.UUID]],
+                               broken: Mapping[uuid.UUID, str]) -> None:
+        """Disables endpoints that cannot sign and fails their claimed deliveries with the reason.
+
+        Their other pending deliveries wait, as for any disabled endpoint, until the account rotates the
+        secret and enables the webhook again; the failed ones can be replayed then.
+        """
+        for endpoint, reason in broken.items():
+            log.error("webhook endpoint cannot sign; disabled", extra={"endpoint_id": str(endpoint),
+                                                                         "reason": reason})
+            await conn.execute(
+                """UPDATE endpoints SET enabled = false, disabled_reason = $2, updated_at = clock_timestamp()
+                   WHERE endpoint_id = $1""", endpoint, reason)
+        for delivery_id, endpoint in chosen:
+            row = await conn.fetchrow(
+                """UPDATE deliveries SET status = 'failed', attempts = attempts + 1,
+                       round_attempts = round_attempts + 1, last_status_code = NULL, last_error = $2,
+                       updated_at = clock_timestamp(), completed_at = clock_timestamp()
+                   WHERE delivery_id = $1 RETURNING attempts, account_id, event_type""",
+                delivery_id, broken[endpoint])
+            assert row is not None  # locked by this transaction's claim
+            await conn.execute(
+                """INSERT INTO delivery_attempts (delivery_id, attempt, status_code, latency_ms, error, error_code)
+                   VALUES ($1, $2, NULL, 0, $3, 'WEBHOOK_SECRET_UNUSABLE')""",
+                delivery_id, row["attempts"], broken[endpoint])
+            await enqueue(conn, events.DELIVERY_FAILED, events.delivery_failed(
+                str(delivery_id), str(endpoint), row["account_id"], row["event_type"], row["attempts"]))
 
     async def record_attempt(self, due: DueDelivery, owner: str, result: AttemptResult, decision: Decision) -> bool:
         """Logs the attempt and moves the delivery on; False when the lease was lost (nothing written)."""

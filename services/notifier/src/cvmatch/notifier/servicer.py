@@ -120,14 +120,19 @@ class NotifierService(notifier_service_pb2_grpc.NotifierServiceServicer):
         return pb.DeleteEndpointResponse()
 
     async def RotateSecret(self, request: pb.RotateSecretRequest, context: Context) -> pb.RotateSecretResponse:
+        """A new secret for an endpoint, or with the well-known id ``submissions`` for the account's
+        submission webhooks (every per-batch webhook_url); the previous one keeps signing for the overlap."""
         account = _account(request.account_id)
-        endpoint_id = domain.parse_uuid(request.endpoint_id, "webhook_id")
         overlap = request.overlap_seconds if request.HasField("overlap_seconds") else self._default_overlap
         if not 0 <= overlap <= MAX_OVERLAP_SECONDS:
             raise errors.invalid_input(f"'overlap_seconds' must be between 0 and {MAX_OVERLAP_SECONDS}",
                                        "overlap_seconds")
         secret = generate_secret()
-        await self._repo.rotate_secret(account, endpoint_id, secret, dt.timedelta(seconds=overlap))
+        if request.endpoint_id.strip() == domain.SUBMISSIONS_ID:
+            await self._repo.rotate_submission_secret(account, secret, dt.timedelta(seconds=overlap))
+        else:
+            endpoint_id = domain.parse_uuid(request.endpoint_id, "webhook_id")
+            await self._repo.rotate_secret(account, endpoint_id, secret, dt.timedelta(seconds=overlap))
         return pb.RotateSecretResponse(secret=secret)
 
     async def SendTestEvent(self, request: pb.SendTestEventRequest, context: Context) -> pb.SendTestEventResponse:
