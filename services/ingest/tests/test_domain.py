@@ -72,6 +72,23 @@ def test_single_pdf_and_plan_limit() -> None:
         domain.plan_candidates(_h(max_candidates=1), [_u("cv", "a.txt", CV[:900])] * 2, LIMITS)
 
 
+def test_the_candidate_limit_names_the_field_the_candidates_came_in() -> None:
+    two_rows = filegen.csv_bytes([["1", "Ann", "text one", ""], ["2", "Bo", "text two", ""]])
+    archive = filegen.zip_of([("one.txt", CV[:800]), ("two.txt", CV[:700])])
+    cases = [(_h(max_candidates=1), [_u("cv", "a.txt", CV[:900])] * 2, "cvs"),
+             (_h(InputType.ZIP_FILE, max_candidates=1), [_u("zip", "a.zip", archive)], "zip_file"),
+             (_h(InputType.CSV_FILE, max_candidates=1), [_u("csv", "c.csv", two_rows)], "csv_file"),
+             (_h(InputType.CSV_TEXT, max_candidates=1, csv_text=two_rows.decode()), [], "csv_text")]
+    for header, uploads, field_name in cases:
+        with pytest.raises(InvalidUpload, match="at most 1") as exc:
+            domain.plan_candidates(header, uploads, LIMITS)
+        assert exc.value.field == field_name, header.input_type
+    for remote in domain.REMOTE_INPUTS:
+        with pytest.raises(InvalidUpload) as exc:
+            domain.check_candidate_limit(_h(remote, max_candidates=1), 2)
+        assert exc.value.field == "source_config_json"
+
+
 def test_job_description_rules() -> None:
     assert domain.check_job_description("  Engineer  ", 50) == "Engineer"
     with pytest.raises(InvalidUpload, match="51 characters"):

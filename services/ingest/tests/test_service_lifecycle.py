@@ -221,3 +221,26 @@ async def test_hostile_files_fail_alone_and_the_batch_goes_on(start_ingest: Inge
         await publish_matched(nc, c.candidate_id, bid, account)
     done = await _status(ingest, bid, B.BATCH_STATUS_COMPLETED)
     assert (done.processed_candidates, done.failed_candidates) == (6, 3)
+
+
+async def test_a_candidate_the_matcher_never_answers_gets_match_failed_after_bounded_republishes(
+        start_ingest: IngestFactory, billing_stub: BillingStub, nc: NatsClient) -> None:
+    ingest = await start_ingest(INGEST_STUCK_SECONDS="0.3", INGEST_RECONCILE_INTERVAL_SECONDS="0.1",
+                                INGEST_MAX_REPUBLISHES="2")
+    account = await new_account(billing_stub, 10)
+    resp = await submit(ingest.stub, header(account), [_cv(0), _cv(1)])
+    bid = resp.batch.batch_id
+    answered, lost = await _ingested(ingest, bid, 2)
+    await publish_matched(nc, answered.candidate_id, bid, account)
+    # The other one is never answered: published again twice, then given up, and the batch settles.
+    done = await _status(ingest, bid, B.BATCH_STATUS_COMPLETED)
+    assert (done.processed_candidates, done.failed_candidates) == (2, 1)
+    outcome = {c.candidate_id: c for c in await candidates(ingest.stub, bid)}[lost.candidate_id]
+    assert outcome.outcome == B.CANDIDATE_OUTCOME_MATCH_FAILED
+    assert "No match result arrived" in outcome.outcome_message
+    published = [ingest_events.CandidateIngested.FromString(p)
+                 for p in await outbox_payloads(ingest.db, "ingest.candidate.ingested")]
+    assert sum(e.candidate_id == lost.candidate_id for e in published) == 3  # the first + 2 republishes
+    failed = [ingest_events.CandidateFailed.FromString(p)
+              for p in await outbox_payloads(ingest.db, "ingest.candidate.failed")]
+    assert [e.candidate_id for e in failed if e.batch_id == bid] == [lost.candidate_id]

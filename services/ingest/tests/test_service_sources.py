@@ -153,7 +153,13 @@ async def test_s3_batch_completes_like_uploads_then_reruns_skip_what_was_matched
 
     # Re-run of the same job with one new file: the three matched ones are skipped and not charged.
     s3.put(bucket, "zoe.txt", _txt("Zoe Park"))
-    before = await balance(billing_stub, account)
+    # Billing captures and releases from the events asynchronously: let it settle the first batch (3
+    # captured) before measuring what the re-run reserves.
+    async def settled() -> object:
+        bal = await balance(billing_stub, account)
+        return bal if bal.captured == 3 else None
+
+    before = await eventually(settled)
     again = await submit(ingest.stub, _source_header(account, B.INPUT_TYPE_AWS_S3, config, job_id="job-7"))
     skipped = {s.filename: s.outcome for s in again.skipped_files}
     assert skipped == {"jane.pdf": B.CANDIDATE_OUTCOME_ALREADY_MATCHED, "team/john.docx":

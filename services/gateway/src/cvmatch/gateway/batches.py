@@ -113,6 +113,9 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
     async def SyncBatch(self, request_iterator: AsyncIterator[httpbody_pb2.HttpBody],
                         context: Context) -> gw.SyncBatchResponse:
         """Submits like an async batch (and is billed like one), then waits up to `timeout` seconds."""
+        # `timeout` counts from the request's arrival (the upload and admission included), so that the
+        # answer always leaves before the edge's timeouts of this route (above SYNC_MAX_TIMEOUT).
+        arrived = time.monotonic()
         caller = await self._auth.authorize(context, "match:execute")
         with rate_headers_on_error(caller):
             form = await self._sub.read(request_iterator)
@@ -123,7 +126,7 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
             finally:
                 form.close()
             batch = resp.batch
-            deadline = time.monotonic() + timeout
+            deadline = arrived + timeout
             delay = SYNC_POLL_FIRST
             while views.status_of(batch) not in views.TERMINAL and time.monotonic() < deadline:
                 await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))

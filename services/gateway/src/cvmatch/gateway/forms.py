@@ -38,9 +38,11 @@ MAX_JD_CHARS = 50_000
 INTERNAL_FIELDS = {"zip_file": "zip", "csv_file": "csv", "jd_file": "job_description", "cv_file": "pdf", "cvs": "cv"}
 PUBLIC_DEFAULTS = {"zip": "candidate_source_file", "csv": "candidate_source_file", "job_description": "jd_file",
                    "pdf": "cv_file", "cv": "cvs", "url": "webhook_url"}
+PDF_CONTENT_TYPES = ("application/pdf", "application/x-pdf")
 SYNC_MAX_CANDIDATES = 100
 SYNC_DEFAULT_TIMEOUT = 300
-SYNC_MAX_TIMEOUT = 590  # below the edge's 600 s route timeout
+# Counted from the request's arrival; below the edge's 620 s timeouts of the sync route (deploy/envoy).
+SYNC_MAX_TIMEOUT = 590
 
 
 @dataclass(frozen=True)
@@ -106,15 +108,28 @@ def _int_field(form: Form, name: str, default: int, low: int, high: int, problem
     text = form.get(name)
     if text is None:
         return default
-    try:
-        value = int(text.strip())
-    except ValueError:
+    value = _integral(text)
+    if value is None:
         problems.add(name, f"The '{name}' field must be an integer, got '{text[:40]}'")
         return default
     if not low <= value <= high:
         problems.add(name, f"The '{name}' field must be between {low} and {high}")
         return default
     return value
+
+
+def _integral(text: str) -> int | None:
+    """`300`, or a JSON number with a zero fraction (`300.0`, as many JSON encoders write it); else None."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
 
 
 def _input_type(form: Form, allowed: Sequence[str], problems: Problems) -> str:
@@ -276,8 +291,9 @@ def deep_match_submission(form: Form, account_id: int, request_id: str, idempote
         problems.add("cv_file", "Send exactly one 'cv_file'")
     else:
         cv = cvs[0]
-        if not cv.filename.lower().endswith(".pdf") or cv.content_type not in (
-                "application/pdf", "application/x-pdf", "application/octet-stream", ""):
+        # The seed's gate: a .pdf name AND an application/pdf type (ingest checks the same; a part sent
+        # without a type, i.e. application/octet-stream, is refused here rather than one hop later).
+        if not cv.filename.lower().endswith(".pdf") or cv.content_type not in PDF_CONTENT_TYPES:
             problems.add("cv_file", f"Only PDF CVs are accepted (a .pdf file of type application/pdf); got "
                          f"'{cv.filename[:80]}' ({cv.content_type})")
         files.append(("pdf", cv))

@@ -11,16 +11,17 @@ from cvmatch.api.gateway.v1 import gateway_service_pb2 as gw
 from cvmatch.api.gateway.v1 import gateway_service_pb2_grpc as gw_grpc
 from cvmatch.api.gateway.v1 import resources_pb2
 from cvmatch.api.ingest.v1 import batch_pb2
+from cvmatch.api.matcher.v1 import match_result_pb2
 from cvmatch.gateway import forms, views
-from cvmatch.gateway.backends import outcome_name
+from cvmatch.gateway.backends import Backends, outcome_name
 from cvmatch.gateway.respond import nullable, rfc3339, send_headers
 from cvmatch.gateway.submitting import Context, Submitter, header_value, rate_headers_on_error
 from cvmatch.platform.errors import DomainError
 from cvmatch.platform.interceptors import from_downstream
 from cvmatch.platform.logging import request_id_var
 
-# A match job's results come back whole (the CV Matching API has no pagination); jobs are plan-bounded.
-MATCH_RESULTS_LIMIT = 1000
+# A match job's results come back whole (the CV Matching API has no pagination): read in pages of this size.
+MATCH_RESULTS_PAGE = 1000
 DEEP_MATCH_SCOPE = "cvdeepmatch"
 # Above this many CVs, progress does not list candidates to split pending from processing.
 PROGRESS_DETAIL_LIMIT = 1000
@@ -80,11 +81,27 @@ class MatchJobsService(gw_grpc.MatchJobsServiceServicer):
         caller = await self._auth.authorize(context, "match:read")
         with rate_headers_on_error(caller):
             batch = await self._backends.batch(request.job_id, caller.account_id)
-            page = await self._backends.results(batch, 0, MATCH_RESULTS_LIMIT)
+            results, failures = await all_results(self._backends, batch)
         await send_headers(context, caller)
         return gw.GetMatchJobResponse(
             job_id=batch.batch_id, status=views.status_of(batch),
-            results=[views.cv_result(r) for r in page.results] + [views.failed_cv(c) for c in page.failures])
+            results=[views.cv_result(r) for r in results] + [views.failed_cv(c) for c in failures])
+
+
+async def all_results(backends: Backends, batch: batch_pb2.Batch, page_size: int = MATCH_RESULTS_PAGE
+                      ) -> tuple[list[match_result_pb2.MatchResult], list[batch_pb2.Candidate]]:
+    """Every result of the batch (by score), then every file that failed, read page by page."""
+    results: list[match_result_pb2.MatchResult] = []
+    failures: list[batch_pb2.Candidate] = []
+    skip = 0
+    while True:
+        page = await backends.results(batch, skip, page_size)
+        results.extend(page.results)
+        failures.extend(page.failures)
+        got = len(page.results) + len(page.failures)
+        skip += got
+        if got < page_size:
+            return results, failures
 
 
 class DeepMatchService(gw_grpc.DeepMatchServiceServicer):

@@ -118,9 +118,15 @@ class Submitter:
 def _refuse_if_nothing_usable(sub: Submission, resp: ingest.CreateBatchResponse) -> None:
     """Every file was refused at submission (a ZIP of only unsupported files, CVs that are not CVs): the
     client gets a 400 naming its field, as the seeds document for an invalid file type, not a batch that
-    is born failed. Nothing was charged; the failed batch stays visible under its id."""
+    is born failed. Nothing was charged; the failed batch stays visible under its id.
+
+    A re-run of a source whose content was all matched before (`already_matched`) is not refused: the
+    batch is accepted (202) and completes with no new result, as a re-run with nothing new should.
+    """
     total = resp.batch.total_candidates
     if total <= 0 or len(resp.skipped_files) < total:
+        return
+    if any(s.outcome == batch_pb2.CANDIDATE_OUTCOME_ALREADY_MATCHED for s in resp.skipped_files):
         return
     part = next((p for p, _ in sub.files if p in ("cv", "zip", "csv", "pdf")), "cv")
     field_name = sub.public_field(part)

@@ -38,6 +38,8 @@ class Settings:
     reconcile_interval_seconds: float
     #: A candidate INGESTED (or a batch without progress) for longer than this is re-driven.
     stuck_seconds: float
+    #: Times a stuck candidate is published again before it gets `match_failed` (its batch then settles).
+    max_republishes: int
     #: A submission still being admitted after this long was abandoned by a crash: its credits are released.
     admission_timeout_seconds: float
     #: How long an idempotency key is remembered per account.
@@ -82,6 +84,7 @@ class Settings:
             worker_poll_seconds=env.float("INGEST_WORKER_POLL_SECONDS", 1.0, minimum=0.01),
             reconcile_interval_seconds=env.float("INGEST_RECONCILE_INTERVAL_SECONDS", 30.0, minimum=0.05),
             stuck_seconds=env.float("INGEST_STUCK_SECONDS", 600.0, minimum=0.05),
+            max_republishes=env.int("INGEST_MAX_REPUBLISHES", 6, minimum=0),
             admission_timeout_seconds=env.float("INGEST_ADMISSION_TIMEOUT_SECONDS", 900.0, minimum=0.05),
             idempotency_ttl_seconds=env.float("INGEST_IDEMPOTENCY_TTL_SECONDS", 24 * 3600.0, minimum=1.0),
             event_ack_wait_seconds=env.float("INGEST_EVENT_ACK_WAIT_SECONDS", 30.0, minimum=1.0),

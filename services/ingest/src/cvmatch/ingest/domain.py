@@ -445,11 +445,30 @@ def skip_already_matched(candidates: Sequence[PlannedCandidate], matched: set[st
             if not c.refused and c.source_sha256 and c.source_sha256 in matched else c for c in candidates]
 
 
+# The field that carries a batch's candidates, per input type (what a too-many-candidates error names).
+FIELD_FIRST_CANDIDATES = {InputType.FILES: FIELD_OF_PART[PART_CV], InputType.ZIP_FILE: FIELD_OF_PART[PART_ZIP],
+                          InputType.CSV_FILE: FIELD_OF_PART[PART_CSV], InputType.SINGLE_PDF: FIELD_OF_PART[PART_PDF],
+                          InputType.CSV_TEXT: FIELD_CSV_TEXT}
+FIELD_SOURCE_CONFIG = "source_config_json"
+
+
+def candidates_field(input_type: InputType) -> str:
+    """The request field holding the candidates of this input type (remote sources: their config)."""
+    return FIELD_FIRST_CANDIDATES.get(input_type, FIELD_SOURCE_CONFIG)
+
+
 def check_candidate_limit(header: Header, count: int) -> None:
-    """The plan's per-batch CV limit, when the gateway passed it."""
+    """The per-batch candidate limit (the plan's, or the sync call's `max_candidates`), when the gateway
+    passed it; the error names the field the candidates came in."""
     if header.max_candidates > 0 and count > header.max_candidates:
-        raise InvalidUpload(f"{count} CVs submitted; your plan allows at most {header.max_candidates} per batch.",
-                            field=FIELD_OF_PART[PART_CV], outcome=Outcome.LIMITS_EXCEEDED)
+        raise InvalidUpload(f"{count} candidates submitted; at most {header.max_candidates} are allowed in this "
+                            "batch.", field=candidates_field(header.input_type), outcome=Outcome.LIMITS_EXCEEDED)
+
+
+def gave_up_message(republishes: int, waited_seconds: float) -> str:
+    """Why a candidate the matcher never answered was given up (no file name or content)."""
+    return (f"No match result arrived after the candidate was sent for matching {republishes + 1} times over "
+            f"about {round(waited_seconds * (republishes + 1))} s; the matcher did not answer. Submit it again.")
 
 
 def settle(total: int, processed: int, failed: int) -> BatchStatus | None:

@@ -385,26 +385,40 @@ class Repository:
 
     # --- reconciler -------------------------------------------------------------------------------------
 
-    async def republish_stuck(self, older_than_seconds: float, limit: int = 500) -> int:
+    async def republish_stuck(self, older_than_seconds: float, max_republishes: int, limit: int = 500) -> int:
         """Publishes `ingest.candidate.ingested` again for candidates the matcher has not answered for.
 
         A fresh event id (the earlier message may be lost or dead-lettered); the verdict is applied once
-        however many times the matcher answers, because only an INGESTED candidate moves.
+        however many times the matcher answers, because only an INGESTED candidate moves. A candidate already
+        published again `max_republishes` times gets `match_failed` instead (with `ingest.candidate.failed`),
+        so its batch settles rather than staying open forever. Returns the candidates acted on.
         """
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                """SELECT c.candidate_id, c.batch_id, c.account_id, c.content_sha256, b.job_description_sha256,
-                          b.job_id
+                """SELECT c.candidate_id, c.batch_id, c.account_id, c.content_sha256, c.republishes,
+                          b.job_description_sha256, b.job_id
                    FROM candidates c JOIN batches b USING (batch_id)
                    WHERE c.outcome = 'ingested' AND c.updated_at < clock_timestamp() - make_interval(secs => $1)
                    ORDER BY c.updated_at LIMIT $2 FOR UPDATE OF c SKIP LOCKED""", older_than_seconds, limit)
-            for r in rows:
+            again = [r for r in rows if r["republishes"] < max_republishes]
+            for r in again:
                 await enqueue(conn, events.CANDIDATE_INGESTED, events.candidate_ingested(
                     str(r["candidate_id"]), str(r["batch_id"]), r["account_id"], r["content_sha256"] or "",
                     r["job_description_sha256"], r["job_id"] or ""))
-            if rows:
-                await conn.execute("UPDATE candidates SET updated_at = clock_timestamp() WHERE candidate_id = ANY($1)",
-                                   [r["candidate_id"] for r in rows])
+            if again:
+                await conn.execute(
+                    """UPDATE candidates SET updated_at = clock_timestamp(), republishes = republishes + 1
+                       WHERE candidate_id = ANY($1)""", [r["candidate_id"] for r in again])
+            for r in rows:
+                if r["republishes"] < max_republishes:
+                    continue
+                message = domain.gave_up_message(r["republishes"], older_than_seconds)
+                if await self.record_match(conn, str(r["candidate_id"]), CandidateState.MATCH_FAILED, message):
+                    await enqueue(conn, events.CANDIDATE_FAILED, events.candidate_failed(
+                        str(r["candidate_id"]), str(r["batch_id"]), r["account_id"], CandidateState.MATCH_FAILED,
+                        message))
+                    log.warning("candidate given up: no match result", extra={
+                        "candidate_id": str(r["candidate_id"]), "batch_id": str(r["batch_id"])})
         return len(rows)
 
     async def redrive_batches(self, older_than_seconds: float, limit: int = 200) -> int:

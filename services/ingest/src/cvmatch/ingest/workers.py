@@ -93,7 +93,7 @@ class Workers:
     async def reconcile_once(self) -> dict[str, int]:
         """One pass of the reconciler; returns what it did (for logs and tests)."""
         s = self._settings
-        done = {"republished": await self._repo.republish_stuck(s.stuck_seconds),
+        done = {"republished": await self._repo.republish_stuck(s.stuck_seconds, s.max_republishes),
                 "settled": await self._repo.redrive_batches(s.stuck_seconds), "released": 0}
         for batch_id, account_id in await self._repo.abandoned_admissions(s.admission_timeout_seconds):
             try:
