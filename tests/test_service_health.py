@@ -33,11 +33,14 @@ def test_not_serving_while_nats_is_down(database_url: str, tmp_path: Path) -> No
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats.url, "NOTIFIER_GRPC_PORT": str(port),
            "HEALTH_CHECK_INTERVAL_SECONDS": "0.2", "CVMATCH_ENV": "test"}
-    subprocess.run([sys.executable, "-m", "cvmatch.notifier", "migrate"], env=env, check=True, capture_output=True)
-    log = open(tmp_path / "notifier.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "cvmatch.notifier"], env=env, stdout=log, stderr=log)
-    address = f"127.0.0.1:{port}"
+    restarted: Nats | None = None
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        subprocess.run([sys.executable, "-m", "cvmatch.notifier", "migrate"], env=env, check=True,
+                       capture_output=True)
+        log = open(tmp_path / "notifier.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "cvmatch.notifier"], env=env, stdout=log, stderr=log)
+        address = f"127.0.0.1:{port}"
         wait_for(address, SERVING, 30)
         nats.stop()
         wait_for(address, NOT_SERVING, 10)
@@ -45,11 +48,13 @@ def test_not_serving_while_nats_is_down(database_url: str, tmp_path: Path) -> No
         wait_for(address, SERVING, 20)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
-        restarted.stop()
     finally:
-        if proc.poll() is None:
+        # Whatever failed, no server outlives the test.
+        if proc is not None and proc.poll() is None:
             proc.kill()
         nats.stop()
+        if restarted is not None:
+            restarted.stop()
 
 
 def test_two_service_processes_migrate_at_the_same_moment(database_url: str) -> None:
