@@ -18,12 +18,15 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import grpc
 import httpx
+import nats
+import nats.js.errors
 import pytest
 
 from cvmatch.api.billing.v1 import account_pb2
 from cvmatch.api.billing.v1 import billing_service_pb2 as billing
 from cvmatch.api.billing.v1 import billing_service_pb2_grpc as billing_grpc
 from cvmatch.testing import filegen
+from cvmatch.testing.drive import DriveServer
 from cvmatch.testing.s3 import S3Server
 from cvmatch.testing.stack import Stack
 
@@ -31,6 +34,8 @@ JD = ("Senior Software Engineer. Required: Python, Kubernetes, PostgreSQL, gRPC.
       "5+ years building distributed systems; BSc or MSc in Computer Science.")
 PASSWORD = "Db-Pa55word-that-must-never-leak"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+# Every credential the module hands to a source; the last test looks for each in logs and events.
+USED_SECRETS: list[str] = []
 
 
 def _txt(name: str) -> bytes:
@@ -47,7 +52,16 @@ def s3() -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[Stack]:
+def drive() -> Iterator[DriveServer]:
+    server = DriveServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, s3: S3Server, drive: DriveServer) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("public-sources")
     creds = work / "credentials.json"
     creds.write_text(json.dumps({"*": {"hr-bucket": {"kind": "aws", "secret": {
@@ -55,7 +69,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[St
     (work / "sqlite").mkdir()
     s = Stack(work / "stack", extra_env={
         "INGEST_SOURCE_CREDENTIALS_FILE": str(creds), "INGEST_SOURCE_SQLITE_DIRS": str(work / "sqlite"),
-        "INGEST_SOURCE_MAX_ATTEMPTS": "1", "INGEST_SOURCE_CONNECT_TIMEOUT_SECONDS": "2"}).start()
+        "INGEST_SOURCE_MAX_ATTEMPTS": "1", "INGEST_SOURCE_CONNECT_TIMEOUT_SECONDS": "2",
+        "INGEST_SOURCE_DRIVE_API_URL": drive.api_url, "INGEST_SOURCE_DRIVE_TOKEN_URL": drive.token_url}).start()
     try:
         yield s
     finally:
@@ -138,6 +153,7 @@ def test_s3_batch_matches_like_a_zip_and_a_rerun_with_nothing_new_is_accepted(
     for name, data in files.items():
         s3.put(bucket, name, data)
     secrets = (s3.secret_key,)
+    USED_SECRETS.extend(secrets)
     config = json.dumps({"bucket": bucket, "endpoint_url": s3.endpoint_url, "credential": "hr-bucket"})
     job = f"job-{uuid.uuid4().hex[:8]}"
     batch = _submit(client, key, "AWS_S3", secrets, source_config_json=config, job_id=job)
@@ -177,6 +193,7 @@ def test_postgresql_and_sqlite_batches_match_like_a_zip(client: httpx.Client, ke
     query = "SELECT id, name, resume_content, filename FROM applicants WHERE position_id = 12345 ORDER BY id"
     columns = {"resume_text": "resume_content", "filename": "filename"}
     secrets = (PASSWORD, pg_url)
+    USED_SECRETS.extend(secrets)
     pg = _submit(client, key, "DATABASE", secrets, source_config_json=json.dumps(
         {"type": "postgresql", "connection_string": pg_url, "query": query, "columns": columns}))
     _, from_pg = _finished(client, key, pg["batch_job_id"], secrets)
@@ -197,6 +214,26 @@ def test_postgresql_and_sqlite_batches_match_like_a_zip(client: httpx.Client, ke
     _, from_zip = _finished(client, key, zipped["batch_job_id"])
     assert len(_scored(from_zip)) == 2
     assert _scored(from_pg) == _scored(from_zip) == _scored(from_sqlite)
+
+
+def test_google_drive_batch_matches_like_a_zip(client: httpx.Client, key: str, drive: DriveServer) -> None:
+    docx = filegen.docx_from_lines(filegen.cv_lines("Mark Twain"))
+    folder = drive.add_folder("Applicants")
+    drive.add_file("jane.pdf", filegen.cv_pdf(1, "Jane Doe"), "application/pdf", folder)
+    # A Google Doc is exported as DOCX: the same file as the DOCX in the ZIP below.
+    drive.add_google_doc("Mark Doc", folder, docx=docx, text="\n".join(filegen.cv_lines("Mark Twain")))
+    drive.add_file("ann.txt", _txt("Ann Lee"), "text/plain", folder)
+    token = drive.issue_token()
+    USED_SECRETS.append(token)
+    batch = _submit(client, key, "GOOGLE_DRIVE", (token,),
+                    source_config_json=json.dumps({"folder_id": folder, "access_token": token}))
+    assert batch["total_candidates"] == 3
+    _, from_drive = _finished(client, key, batch["batch_job_id"], (token,))
+    zipped = _upload_zip(client, key, [("jane.pdf", filegen.cv_pdf(1, "Jane Doe")), ("Mark Doc.docx", docx),
+                                       ("ann.txt", _txt("Ann Lee"))])
+    _, from_zip = _finished(client, key, zipped["batch_job_id"])
+    assert len(_scored(from_drive)) == 3
+    assert _scored(from_drive) == _scored(from_zip)
 
 
 @pytest.mark.parametrize(("input_type", "config", "field"), [
@@ -232,3 +269,38 @@ def test_sync_accepts_a_float_timeout_and_answers_200_within_it(client: httpx.Cl
         "csv_text": "candidate_id,name,resume_text,filename\n" + rows})
     assert too_many.status_code == 400, too_many.text
     assert too_many.json()["error"]["details"]["field"] == "csv_text"
+
+
+def test_no_secret_in_any_log_or_event(stack: Stack) -> None:
+    """Runs last: every service's log and every event on every stream, searched for each credential."""
+    assert len(USED_SECRETS) >= 4, USED_SECRETS  # the source tests above ran and registered theirs
+    logs = {p.name: p.read_bytes() for p in Path(stack.dir).glob("*.log")}
+    assert any(name.startswith("ingest") for name in logs)
+    for name, text in logs.items():
+        for secret in USED_SECRETS:
+            assert secret.encode() not in text, f"a credential appears in {name}"
+
+    async def events() -> list[bytes]:
+        nc = await nats.connect(stack.env["NATS_URL"])
+        try:
+            js = nc.jetstream()
+            out: list[bytes] = []
+            for stream in ("INGEST", "MATCHER", "BILLING", "NOTIFIER"):
+                info = await js.stream_info(stream)
+                if not info.state.messages:
+                    continue
+                for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                    try:
+                        msg = await js.get_msg(stream, seq)
+                    except nats.js.errors.NotFoundError:  # a sequence the stream no longer holds
+                        continue
+                    out.append((msg.data or b"") + json.dumps(msg.headers or {}).encode())
+            return out
+        finally:
+            await nc.close()
+
+    messages = asyncio.run(events())
+    assert len(messages) > 10
+    for raw in messages:
+        for secret in USED_SECRETS:
+            assert secret.encode() not in raw
