@@ -6,35 +6,15 @@ examples per operation, so the run is reproducible and stays within the suite's 
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from cvmatch.testing.stack import Stack
 
 CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("schemathesis-stack")).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def api_key(stack: Stack) -> str:
-    out = stack.run_billing("bootstrap-local")
-    match = re.search(r"CVMATCH_API_KEY=(\S+)", out)
-    assert match, out
-    return match.group(1)
 
 
 def test_openapi_document_is_served(stack: Stack) -> None:

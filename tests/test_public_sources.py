@@ -43,24 +43,6 @@ def _txt(name: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    server = S3Server().start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture(scope="module")
-def drive() -> Iterator[DriveServer]:
-    server = DriveServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, s3: S3Server, drive: DriveServer) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("public-sources")
     creds = work / "credentials.json"

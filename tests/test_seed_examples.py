@@ -13,7 +13,6 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,23 +58,6 @@ CONSTRUCTION_PM_CV = [
 def pdf(lines: list[str]) -> bytes:
     """A two-page text PDF of the CV (the second page repeats the skills, as long CVs do)."""
     return pdf_pages([lines, ["Additional information", *lines[-5:]]])
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("seed-stack")).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def api_key(stack: Stack) -> str:
-    out = stack.run_billing("bootstrap-local")
-    match = re.search(r"CVMATCH_API_KEY=(\S+)", out)
-    assert match, out
-    return match.group(1)
 
 
 @pytest.fixture()

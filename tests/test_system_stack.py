@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import time
-from collections.abc import Iterator
 
 import grpc
 import httpx
@@ -15,23 +13,6 @@ from grpc_health.v1 import health_pb2
 from cvmatch.api.gateway.v1 import gateway_service_pb2 as gw
 from cvmatch.api.gateway.v1 import gateway_service_pb2_grpc as gw_grpc
 from cvmatch.testing.stack import SERVICES, Stack, check_health
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("stack")).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def api_key(stack: Stack) -> str:
-    out = stack.run_billing("bootstrap-local")
-    match = re.search(r"CVMATCH_API_KEY=(\S+)", out)
-    assert match, out
-    return match.group(1)
 
 
 def test_every_service_is_serving(stack: Stack) -> None:

@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -27,15 +26,6 @@ from cvmatch.ingest.sources import (
 from cvmatch.testing.drive import DOCX_MIME, DriveServer
 from cvmatch.testing.filegen import cv_lines, cv_pdf, docx_from_lines
 from cvmatch.testing.servers import free_port
-
-
-@pytest.fixture(scope="module")
-def drive() -> Iterator[DriveServer]:
-    server = DriveServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _settings(drive: DriveServer, **kw: object) -> SourceSettings:

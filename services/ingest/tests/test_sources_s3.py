@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -33,15 +32,6 @@ from cvmatch.testing.servers import free_port
 SETTINGS = SourceSettings(
     max_file_bytes=200_000, list_page_size=2, max_attempts=1, connect_timeout_seconds=2, read_timeout_seconds=10
 )
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    server = S3Server().start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 def _creds(s3: S3Server) -> AwsCredentials:

@@ -1,4 +1,5 @@
-"""pytest fixtures: one PostgreSQL and one nats-server per test session, a fresh database per use.
+"""pytest fixtures: one PostgreSQL and one nats-server per test session, a fresh database per use; an
+S3-compatible server and a Drive v3 server per test module.
 
 Enabled by the root `conftest.py` (`pytest_plugins = ["cvmatch.testing.fixtures"]`).
 """
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from cvmatch.testing.drive import DriveServer
+from cvmatch.testing.s3 import S3Server
 from cvmatch.testing.servers import Nats, Postgres
 
 _db_counter = itertools.count()
@@ -45,3 +48,23 @@ def database_url(postgres_server: Postgres) -> str:
 def nats_url(nats_server: Nats) -> str:
     """The session's nats-server URL (tests use unique subjects or consumers)."""
     return nats_server.url
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    """A real S3-compatible server (rclone) for one test module."""
+    server = S3Server().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def drive() -> Iterator[DriveServer]:
+    """The local Drive v3 server for one test module."""
+    server = DriveServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
