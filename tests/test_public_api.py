@@ -344,6 +344,25 @@ def test_sync_batch_with_csv_text(client: httpx.Client, key: str, openapi: dict[
     assert body["results"][0]["match_score"]["overall_score"] > 0
 
 
+def test_sync_batch_with_a_zip_upload_is_billed_like_a_batch(client: httpx.Client, stack: Stack,
+                                                             openapi: dict[str, Any]) -> None:
+    _, secret = _account(stack, "sync-billing", plan="enterprise", credits=10)
+    archive = filegen.zip_of([("cvs/ann.pdf", filegen.cv_pdf(1, "Ann Lee")),
+                              ("cvs/bob.txt", cv_text("Bob Stone").encode()),
+                              ("cvs/notes.xlsx", b"PK not a CV")])
+    r = client.post("/api/batch/sync", headers=_auth(secret),
+                    data={"input_type": "ZIP_FILE", "job_text": JD, "timeout": "60"},
+                    files={"candidate_file": ("cvs.zip", archive, "application/zip")})
+    assert r.status_code == 200, r.text
+    body = _conforms(openapi, r, "post", "/api/batch/sync")
+    assert body["status"] == "completed", body
+    errors = {i["filename"]: i["error"] for i in body["results"]}
+    assert errors == {"cvs/ann.pdf": None, "cvs/bob.txt": None, "cvs/notes.xlsx": "unsupported_type"}, errors
+    # One credit per matched CV, captured from the matcher's events; the unsupported file costs nothing.
+    balance = _wait(client, "/api/credits/balance", secret, lambda b: b["used"] == 2 and b["reserved"] == 0)
+    assert balance["available"] == 8, balance
+
+
 def test_cv_matching_api_complete_example(client: httpx.Client, key: str, openapi: dict[str, Any]) -> None:
     headers = {"X-API-Key": key}
     resp = client.post("/api/match", headers=headers, data={"jd_text": JD}, files=[
