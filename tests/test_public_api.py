@@ -7,6 +7,7 @@ results) through ingest, the matcher and billing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import httpx
 import jsonschema
@@ -445,6 +447,29 @@ def test_unusable_uploads_are_400_naming_the_clients_field(client: httpx.Client,
     r = client.post("/api/match", headers={"X-API-Key": key}, data={"jd_text": JD},
                     files=[("cvs", ("a.pdf", b"not a pdf at all", "application/pdf"))])
     assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "cvs", r.text
+
+
+def test_cvdeepmatch_is_500_without_internals_when_the_pipeline_breaks(client: httpx.Client, stack: Stack,
+                                                                      key: str) -> None:
+    # A fault injected below the service: ingest may no longer write batches, so accepting the submission
+    # fails inside ingest. The client gets the seed's 500 with the envelope and nothing of the exception.
+    async def privileges(statement: str) -> None:
+        conn = await asyncpg.connect(stack.env["DATABASE_URL"])
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(privileges("REVOKE INSERT ON ingest.batches FROM cvmatch_ingest"))
+    try:
+        r = client.post("/api/v1/cvdeepmatch/submit", headers={"X-API-Key": key},
+                        data={"jd_text": JD, "idempotency_key": f"broken-{time.time_ns()}"},
+                        files={"cv_file": ("cv.pdf", filegen.cv_pdf(1), "application/pdf")})
+        body = _error(r, 500, "INTERNAL")
+        assert "permission" not in r.text.lower() and "batches" not in r.text and "Traceback" not in r.text
+        assert body["request_id"] == r.headers["x-request-id"]
+    finally:
+        asyncio.run(privileges("GRANT INSERT ON ingest.batches TO cvmatch_ingest"))
 
 
 def test_cvdeepmatch_is_502_when_the_pipeline_cannot_start(client: httpx.Client, stack: Stack, key: str) -> None:

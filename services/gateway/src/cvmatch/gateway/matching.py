@@ -157,9 +157,13 @@ class DeepMatchService(gw_grpc.DeepMatchServiceServicer):
 
 
 def _pipeline_error(exc: grpc.aio.AioRpcError) -> DomainError:
-    """CVDeepMatch's 502: the matching pipeline could not be started (safe to retry with the same key)."""
+    """CVDeepMatch's 502 when the matching pipeline could not be reached (safe to retry with the same key).
+
+    An internal error inside the pipeline stays a 500 `INTERNAL`: the seed keeps 502 for the retry-safe
+    case, and retrying a request that broke the service would not help.
+    """
     mapped = from_downstream(exc)
-    if mapped.reason in ("INTERNAL", "UNAVAILABLE"):
+    if mapped.reason in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
         return DomainError("The matching pipeline failed to start; resubmit with the same idempotency_key",
                            "STEP_FUNCTIONS_FAILED", grpc.StatusCode.UNAVAILABLE, 502)
     return mapped
