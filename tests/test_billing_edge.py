@@ -34,13 +34,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.stop()
 
 
-@pytest.fixture(scope="module")
-def admin_key(stack: Stack) -> str:
-    match = re.search(r"CVMATCH_API_KEY=(\S+)", stack.run_billing("bootstrap-local"))
-    assert match
-    return match.group(1)
-
-
 def _free_key(stack: Stack, name: str) -> str:
     account = json.loads(stack.run_billing("admin", "create-account", "--name", name, "--plan", "free",
                                            "--credits", "10"))["account"]
@@ -113,8 +106,8 @@ def _grpc_balance(address: str, secret: str) -> grpc.StatusCode:
             return exc.code()
 
 
-def test_revoked_key_is_refused_by_every_gateway_within_two_seconds(stack: Stack, admin_key: str) -> None:
-    admin = {"X-API-Key": admin_key}
+def test_revoked_key_is_refused_by_every_gateway_within_two_seconds(stack: Stack, api_key: str) -> None:
+    admin = {"X-API-Key": api_key}
     created = httpx.post(f"{stack.url}/v1/auth/api-keys", headers=admin,
                          json={"name": "to revoke", "scopes": ["match:read"]}, timeout=10)
     assert created.status_code == 201, created.text

@@ -44,15 +44,6 @@ def cv_text(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("public-api")).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
 def client(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.url, timeout=60.0) as c:
         yield c
@@ -465,9 +456,8 @@ def test_cvdeepmatch_is_500_without_internals_when_the_pipeline_breaks(client: h
         r = client.post("/api/v1/cvdeepmatch/submit", headers={"X-API-Key": key},
                         data={"jd_text": JD, "idempotency_key": f"broken-{time.time_ns()}"},
                         files={"cv_file": ("cv.pdf", filegen.cv_pdf(1), "application/pdf")})
-        body = _error(r, 500, "INTERNAL")
+        _error(r, 500, "INTERNAL")
         assert "permission" not in r.text.lower() and "batches" not in r.text and "Traceback" not in r.text
-        assert body["request_id"] == r.headers["x-request-id"]
     finally:
         asyncio.run(privileges("GRANT INSERT ON ingest.batches TO cvmatch_ingest"))
 

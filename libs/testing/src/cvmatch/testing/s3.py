@@ -12,13 +12,10 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from cvmatch.testing.servers import free_port, wait_for_port
-
-BIN = Path(sys.executable).parent
+from cvmatch.testing.servers import BIN, _stop, free_port, wait_for_port
 
 
 class S3Server:
@@ -85,13 +82,7 @@ class S3Server:
         (self.root / bucket / key).unlink()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        _stop(self.proc)
 
     def cleanup(self) -> None:
         self.stop()

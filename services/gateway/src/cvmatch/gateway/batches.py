@@ -94,8 +94,7 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
             job_summary=page.job_summary, total_candidates=job.total_candidates,
             processed_candidates=job.processed_candidates, created_at=job.created_at, updated_at=job.updated_at,
             completed_at=job.completed_at, error_message=job.error_message, summary_stats=page.stats,
-            processed_items=[views.processed_item(r) for r in page.results]
-            + [views.failed_item(c) for c in page.failures])
+            processed_items=views.items(page))
 
     async def GetBatchResults(self, request: gw.GetBatchResultsRequest,
                               context: Context) -> gw.GetBatchResultsResponse:
@@ -108,7 +107,7 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
         return gw.GetBatchResultsResponse(
             batch_id=batch.batch_id, status=views.status_of(batch), job_title=page.job_title,
             job_summary=page.job_summary, summary_stats=page.stats,
-            results=[views.processed_item(r) for r in page.results] + [views.failed_item(c) for c in page.failures])
+            results=views.items(page))
 
     async def SyncBatch(self, request_iterator: AsyncIterator[httpbody_pb2.HttpBody],
                         context: Context) -> gw.SyncBatchResponse:
@@ -138,6 +137,6 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
         return gw.SyncBatchResponse(
             batch_id=batch.batch_id, status=job.status, job_title=page.job_title, job_summary=page.job_summary,
             summary_stats=page.stats,
-            results=[views.processed_item(r) for r in page.results] + [views.failed_item(c) for c in page.failures],
+            results=views.items(page),
             total_candidates=batch.total_candidates, processed_candidates=batch.processed_candidates,
             error_message=job.error_message)

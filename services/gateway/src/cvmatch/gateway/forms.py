@@ -25,14 +25,12 @@ INPUT_TYPES = {
     "database": batch_pb2.INPUT_TYPE_DATABASE,
 }
 SYNC_INPUT_TYPES = ("zip_file", "csv_file", "csv_text")
-SOURCE_TYPES = frozenset({"google_drive", "aws_s3", "database"})
 # SkillMatchIQ's v1 names first, then the JavaScript example's, then the other seeds' names for the same thing.
 JOB_TEXT = ("job_description_text", "job_text", "jd_text")
 JD_FILE = ("jd_file", "job_description_file", "job_description")
 CANDIDATE_FILE = ("candidate_source_file", "candidate_file", "file")
 SOURCE_CONFIG = ("source_config_json", "source_config", "config")
 CSV_TEXT = ("csv_text", "candidates_csv", "csv_data")
-CV_EXTENSIONS = (".pdf", ".docx", ".txt")
 MAX_JD_CHARS = 50_000
 # How ingest names the uploaded parts in its errors, and the public names when the client sent none.
 INTERNAL_FIELDS = {"zip_file": "zip", "csv_file": "csv", "jd_file": "job_description", "cv_file": "pdf", "cvs": "cv"}
@@ -220,7 +218,7 @@ def sync_submission(form: Form, account_id: int, request_id: str,
     if form.get("input_type") is None and csv_text and not candidates:
         kind = "csv_text"
     else:
-        kind = _input_type(form, ("zip_file", "csv_file", "csv_text"), problems)
+        kind = _input_type(form, SYNC_INPUT_TYPES, problems)
     jd_files = _present(form.files_of(*JD_FILE))
     text = _job_text(form, problems, jd_files=jd_files, names=("job_text", "job_description_text", "jd_text"))
     header = _common_header(form, problems, account_id, request_id, idempotency_header)

@@ -163,7 +163,7 @@ def _pipeline_error(exc: grpc.aio.AioRpcError) -> DomainError:
     case, and retrying a request that broke the service would not help.
     """
     mapped = from_downstream(exc)
-    if mapped.reason in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+    if mapped.reason == "UNAVAILABLE":
         return DomainError("The matching pipeline failed to start; resubmit with the same idempotency_key",
                            "STEP_FUNCTIONS_FAILED", grpc.StatusCode.UNAVAILABLE, 502)
     return mapped

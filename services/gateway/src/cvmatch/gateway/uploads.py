@@ -203,8 +203,7 @@ class _MultipartReader:
         self.ended = True
 
 
-async def read_form(messages: AsyncIterator[httpbody_pb2.HttpBody], limits: Limits,
-                    *, allow_json: bool = True) -> Form:
+async def read_form(messages: AsyncIterator[httpbody_pb2.HttpBody], limits: Limits) -> Form:
     """Parses the request body as it streams in; raises 400 / 413 domain errors naming the problem.
 
     The caller owns the returned Form and must `close()` it (it deletes the spooled files).
@@ -238,17 +237,16 @@ async def read_form(messages: AsyncIterator[httpbody_pb2.HttpBody], limits: Limi
                         "on_headers_finished": reader.on_headers_finished,
                         "on_end": reader.on_end,
                     })
-                elif mime == b"application/json" and allow_json:
+                elif mime == b"application/json":
                     json_body = bytearray()
                 elif mime == b"application/x-www-form-urlencoded":
                     # What HTTP clients send when a form has no file (requests' `data=` alone).
                     urlencoded = True
                     json_body = bytearray()
                 else:
-                    expected = "multipart/form-data" + (" or application/json" if allow_json else "")
                     raise errors.invalid_input(
-                        f"Unsupported Content-Type '{mime.decode('latin-1') or 'none'}': send {expected}",
-                        "Content-Type")
+                        f"Unsupported Content-Type '{mime.decode('latin-1') or 'none'}': send multipart/form-data "
+                        "or application/json", "Content-Type")
             total += len(msg.data)
             if total > limits.max_request_bytes:
                 raise _too_large("The request body", limits.max_request_bytes, None)

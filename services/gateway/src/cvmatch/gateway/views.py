@@ -5,7 +5,7 @@ from __future__ import annotations
 from cvmatch.api.gateway.v1 import resources_pb2
 from cvmatch.api.ingest.v1 import batch_pb2
 from cvmatch.api.matcher.v1 import match_result_pb2
-from cvmatch.gateway.backends import outcome_name
+from cvmatch.gateway.backends import ResultsPage, outcome_name
 from cvmatch.gateway.respond import nullable, rfc3339
 
 _STATUS = {
@@ -67,6 +67,11 @@ def failed_item(candidate: batch_pb2.Candidate) -> resources_pb2.ProcessedItem:
         match_results_summary=_empty_summary(), error=nullable(outcome_name(candidate.outcome)),
         verdict="", recommendation="", executive_summary=candidate.outcome_message,
     )
+
+
+def items(page: ResultsPage) -> list[resources_pb2.ProcessedItem]:
+    """A results page as the seeds list it: scored candidates by score, then the files that failed."""
+    return [processed_item(r) for r in page.results] + [failed_item(c) for c in page.failures]
 
 
 def cv_result(result: match_result_pb2.MatchResult) -> resources_pb2.CvResult:

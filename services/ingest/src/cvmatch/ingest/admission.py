@@ -135,9 +135,8 @@ async def remote_candidates(header: Header, remote: RemoteSource, settings: Sett
     cap = settings.max_source_bytes
     try:
         async with open_source(remote.config, credentials, settings=s) as source:
+            # Every source raises its own EMPTY error for an empty listing (a 400 on source_config_json).
             items = await source.list_items()
-            if not items:
-                raise errors.invalid_input("The source holds no files or rows to read.", CONFIG_FIELD)
             declared = sum(i.size or 0 for i in items if i.to_fetch)
             if declared > cap:
                 raise errors.payload_too_large(

@@ -22,7 +22,6 @@ __all__ = [
     "invalid_input",
     "not_found",
     "payload_too_large",
-    "unsupported_input",
 ]
 
 
@@ -43,11 +42,6 @@ def idempotency_in_flight() -> DomainError:
     """The same request is still being accepted (409); retrying shortly returns its batch."""
     return conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
                     "IDEMPOTENCY_REQUEST_IN_PROGRESS")
-
-
-def unsupported_input(input_type: str) -> DomainError:
-    """A source this deployment cannot read yet."""
-    return invalid_input(f"input_type {input_type} is not supported yet.", "input_type")
 
 
 def batch_not_found(batch_id: str) -> DomainError:

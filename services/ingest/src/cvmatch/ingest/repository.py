@@ -455,9 +455,3 @@ class Repository:
                 """DELETE FROM submissions WHERE state = 'accepted'
                    AND created_at < clock_timestamp() - make_interval(secs => $1)""", older_than_seconds)
         return int(status.split()[-1])
-
-    async def spooled_bytes(self) -> int:
-        """Bytes waiting in the spool (for tests and diagnostics)."""
-        async with self._pool.acquire() as conn:
-            return int(await conn.fetchval("SELECT coalesce(sum(octet_length(data)), 0) FROM spool"))
-

@@ -6,6 +6,7 @@ and responses: every list keeps the engine's order and serialization is determin
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -123,15 +124,5 @@ def serialize(message: pb.MatchResult) -> bytes:
 
 
 def summary_stats(stats: SummaryStats) -> pb.SummaryStats:
-    """The contract message of a batch's statistics."""
-    return pb.SummaryStats(
-        total_candidates=stats.total_candidates,
-        successful_matches=stats.successful_matches,
-        error_count=stats.error_count,
-        average_score=stats.average_score,
-        highest_score=stats.highest_score,
-        lowest_score=stats.lowest_score,
-        candidates_above_70=stats.candidates_above_70,
-        candidates_above_80=stats.candidates_above_80,
-        candidates_above_90=stats.candidates_above_90,
-    )
+    """The contract message of a batch's statistics (the domain type has exactly its fields)."""
+    return pb.SummaryStats(**dataclasses.asdict(stats))

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 from cvmatch.matcher.engine import (
     CandidateTooSparse,
-    EngineError,
     InvalidRequirements,
     JobProfile,
     JobTooSparse,
@@ -222,13 +221,8 @@ class Scorer:
             candidate = self.engine.parse_candidate(text)
         except CandidateTooSparse as exc:
             return Scored(None, Unscorable(CV_TOO_SPARSE, exc.message))
-        try:
-            return Scored(self.engine.score(job, candidate, requirements), None, candidate.seniority)
-        except InvalidRequirements as exc:
-            return Scored(None, Unscorable(INVALID_REQUIREMENTS, str(exc)))
-        except EngineError as exc:
-            # Any other typed engine refusal is about this CV; keep the batch going.
-            return Scored(None, Unscorable(CV_TOO_SPARSE, str(exc)))
+        # Scoring raises nothing: requirements were validated when parsed (`parse_requirements`).
+        return Scored(self.engine.score(job, candidate, requirements), None, candidate.seniority)
 
     async def score(self, job: JobProfile, text: str, requirements: RequirementsConfig) -> Scored:
         """`score_sync` in the executor."""

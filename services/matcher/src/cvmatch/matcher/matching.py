@@ -281,15 +281,11 @@ class Matcher:
         if limit < 0:
             raise errors.invalid_input("limit must not be negative", "limit")
         skip, limit = domain.page(skip, limit)
-        rows = await self.repo.list_results(batch_id, skip, limit)
-        results = []
-        for raw in rows:
-            msg = pb.MatchResult()
-            msg.ParseFromString(raw)
-            results.append(msg)
-        stats = domain.summary_stats(await self.repo.batch_counts(batch_id))
+        results = [pb.MatchResult.FromString(raw) for raw in await self.repo.list_results(batch_id, skip, limit)]
+        failures = await self.repo.list_failures(batch_id)
+        stats = domain.summary_stats(await self.repo.batch_counts(batch_id, errors=len(failures)))
         title, summary = await self.repo.batch_job_profile(batch_id) or ("", "")
-        return Ranking(title, summary, stats, results, await self.repo.list_failures(batch_id))
+        return Ranking(title, summary, stats, results, failures)
 
     async def result(self, candidate_id: str) -> pb.MatchResult | Failure:
         """GetResult: the stored result, or why the candidate has none; NOT_FOUND when neither exists."""
@@ -297,9 +293,7 @@ class Matcher:
             raise errors.invalid_input("candidate_id is required", "candidate_id")
         raw = await self.repo.get_result(candidate_id)
         if raw is not None:
-            msg = pb.MatchResult()
-            msg.ParseFromString(raw)
-            return msg
+            return pb.MatchResult.FromString(raw)
         failure = await self.repo.get_failure(candidate_id)
         if failure is not None:
             return failure

@@ -108,18 +108,14 @@ class Repository:
 
     # --- batches ----------------------------------------------------------------------------------
 
-    async def get_batch(self, batch_id: str, conn: Conn | None = None) -> BatchJob | None:
+    async def get_batch(self, batch_id: str, conn: Conn) -> BatchJob | None:
         """The batch's job description reference, once a candidate of it was handled."""
         bid = uuid_or_none(batch_id)
         if bid is None:
             return None
-        sql = """SELECT batch_id, account_id, job_sha256, job_id, requirements_json FROM batches
-                 WHERE batch_id = $1"""
-        if conn is not None:
-            row = await conn.fetchrow(sql, bid)
-        else:
-            async with self._one() as c:
-                row = await c.fetchrow(sql, bid)
+        row = await conn.fetchrow(
+            """SELECT batch_id, account_id, job_sha256, job_id, requirements_json FROM batches
+               WHERE batch_id = $1""", bid)
         if row is None:
             return None
         return BatchJob(
@@ -257,20 +253,8 @@ class Repository:
             return None
         async with self._one() as conn:
             row = await conn.fetchrow(
-                """SELECT candidate_id, batch_id, stage, reason, message, original_filename
-                   FROM match_failures WHERE candidate_id = $1""",
-                cid,
-            )
-        if row is None:
-            return None
-        return Failure(
-            str(row["candidate_id"]),
-            str(row["batch_id"]),
-            row["stage"],
-            row["reason"],
-            row["message"],
-            row["original_filename"],
-        )
+                f"SELECT {_FAILURE_COLUMNS} FROM match_failures WHERE candidate_id = $1", cid)
+        return None if row is None else _failure(row)
 
     async def list_failures(self, batch_id: str) -> list[Failure]:
         """Every candidate of the batch without a score, in candidate id order."""
@@ -279,23 +263,12 @@ class Repository:
             return []
         async with self._one() as conn:
             rows = await conn.fetch(
-                """SELECT candidate_id, batch_id, stage, reason, message, original_filename
-                   FROM match_failures f WHERE batch_id = $1
+                f"""SELECT {_FAILURE_COLUMNS} FROM match_failures f WHERE batch_id = $1
                      AND NOT EXISTS (SELECT 1 FROM match_results r WHERE r.candidate_id = f.candidate_id)
                    ORDER BY candidate_id""",
                 bid,
             )
-        return [
-            Failure(
-                str(r["candidate_id"]),
-                str(r["batch_id"]),
-                r["stage"],
-                r["reason"],
-                r["message"],
-                r["original_filename"],
-            )
-            for r in rows
-        ]
+        return [_failure(r) for r in rows]
 
     async def list_results(self, batch_id: str, skip: int, limit: int) -> list[bytes]:
         """One page of a batch's results, best first; ties in candidate id order so pages are stable."""
@@ -312,11 +285,12 @@ class Repository:
             )
         return [bytes(r["result"]) for r in rows]
 
-    async def batch_counts(self, batch_id: str) -> BatchCounts:
-        """Aggregates over every outcome of the batch (not one page)."""
+    async def batch_counts(self, batch_id: str, errors: int) -> BatchCounts:
+        """Aggregates over the batch's scores (not one page); `errors` is its count of unscored
+        candidates, which the caller has already read with `list_failures`."""
         bid = uuid_or_none(batch_id)
         if bid is None:
-            return BatchCounts(0, 0, None, None, None, (0, 0, 0))
+            return BatchCounts(0, errors, None, None, None, (0, 0, 0))
         t70, t80, t90 = SCORE_THRESHOLDS
         async with self._one() as conn:
             row: Any = await conn.fetchrow(
@@ -324,11 +298,7 @@ class Repository:
                           min(overall_score) AS lo,
                           count(*) FILTER (WHERE overall_score >= $2) AS a70,
                           count(*) FILTER (WHERE overall_score >= $3) AS a80,
-                          count(*) FILTER (WHERE overall_score >= $4) AS a90,
-                          (SELECT count(*) FROM match_failures f
-                            WHERE f.batch_id = $1
-                              AND NOT EXISTS (SELECT 1 FROM match_results r2
-                                               WHERE r2.candidate_id = f.candidate_id)) AS errors
+                          count(*) FILTER (WHERE overall_score >= $4) AS a90
                    FROM match_results WHERE batch_id = $1""",
                 bid,
                 t70,
@@ -337,9 +307,17 @@ class Repository:
             )
         return BatchCounts(
             successful=int(row["n"]),
-            errors=int(row["errors"]),
+            errors=errors,
             average=None if row["avg"] is None else float(row["avg"]),
             highest=row["hi"],
             lowest=row["lo"],
             above=(int(row["a70"]), int(row["a80"]), int(row["a90"])),
         )
+
+
+_FAILURE_COLUMNS = "candidate_id, batch_id, stage, reason, message, original_filename"
+
+
+def _failure(row: Any) -> Failure:
+    return Failure(str(row["candidate_id"]), str(row["batch_id"]), row["stage"], row["reason"], row["message"],
+                   row["original_filename"])

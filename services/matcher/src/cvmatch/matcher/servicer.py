@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import grpc
@@ -37,10 +38,7 @@ class MatcherService(matcher_service_pb2_grpc.MatcherServiceServicer):
             job_title=out.job.job_title,
             job_summary=out.job.job_summary,
             results=out.results,
-            errors=[
-                pb.CandidateError(candidate_id=e.candidate_id, filename=e.filename, reason=e.reason, message=e.message)
-                for e in out.errors
-            ],
+            errors=[pb.CandidateError(**dataclasses.asdict(e)) for e in out.errors],
         )
 
     async def ListResults(

@@ -86,10 +86,6 @@ def _u16(data: bytes, offset: int) -> int:
     return int(struct.unpack_from("<H", data, offset)[0])
 
 
-def _u32(data: bytes, offset: int) -> int:
-    return int(struct.unpack_from("<I", data, offset)[0])
-
-
 def _declared_entry_count(data: bytes, field: str) -> int:
     """Entry count from the end-of-central-directory record (ZIP64 aware), read before ``zipfile``."""
     tail_start = max(0, len(data) - (_EOCD_SIZE + _MAX_COMMENT))

@@ -19,8 +19,6 @@ from .rawtext import RawText
 REQUEST_HEAD = struct.Struct(">IQ")
 RESPONSE_HEAD = struct.Struct(">I")
 READY = b"R"
-# A response can never legitimately exceed this (max_text_chars of UTF-8 plus JSON escaping).
-MAX_RESPONSE_BYTES_PER_CHAR = 6
 
 
 def encode_limits(limits: ExtractionLimits) -> str:

@@ -90,7 +90,6 @@ class S3Source:
         self._credentials = credentials
         self._client: Any = None
         self._stack = contextlib.AsyncExitStack()
-        self._label = config.describe()
 
     def _error(
         self,
