@@ -36,6 +36,7 @@ METHOD = "/test.Slow/Call"
 @dataclass
 class Harness:
     billing: pb_grpc.BillingServiceStub
+    channel: grpc.aio.Channel  # to billing
     gateway: grpc.aio.Channel
     auth: Authenticator
     # Handlers wait on this before answering; `inside` counts handlers past authentication.
@@ -75,7 +76,7 @@ async def harness(database_url: str, nats_url: str) -> AsyncIterator[Harness]:
     await server.start()
     gateway = grpc.aio.insecure_channel(f"127.0.0.1:{gw_port}")
     try:
-        yield Harness(pb_grpc.BillingServiceStub(billing_channel), gateway, auth, gate, inside)
+        yield Harness(pb_grpc.BillingServiceStub(billing_channel), billing_channel, gateway, auth, gate, inside)
     finally:
         await gateway.close()
         await server.stop(1)
@@ -181,3 +182,100 @@ async def test_slots_of_a_crashed_gateway_expire(harness: Harness) -> None:
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     await asyncio.sleep(1.2)
     assert await _call(h, secret, "context") == b"ok"
+
+
+# --- blocks of allowance ---------------------------------------------------------------------------------
+
+
+async def _plan_key(h: Harness, plan: int) -> tuple[str, str]:
+    acct = (await h.billing.CreateAccount(pb.CreateAccountRequest(name="blocks", plan=plan))).account  # type: ignore[arg-type]
+    created = await h.billing.CreateApiKey(pb.CreateApiKeyRequest(account_id=acct.account_id, name="k"))
+    return created.secret, created.api_key.key_id
+
+
+async def _admit(auth: Authenticator, secret: str) -> dict[str, str] | int:
+    """One request through `auth` in a task of its own (its slot is freed when the task ends): the
+    rate-limit headers, or the HTTP status of the refusal."""
+    async def run() -> dict[str, str]:
+        caller = await auth.authorize((("x-api-key", secret),), "match:read")
+        return dict(caller.rate_headers)
+
+    try:
+        return await asyncio.create_task(run())
+    except errors.DomainError as exc:
+        return exc.http_status
+
+
+def _count_calls(auth: Authenticator) -> list[int]:
+    calls = [0]
+    real = auth._stub.LeaseQuota
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    auth._stub.LeaseQuota = counting  # type: ignore[method-assign]
+    return calls
+
+
+async def _window_left(h: Harness, key_id: str) -> int:
+    """What the key has left of its minute, read without counting a request (a LeaseQuota of nothing)."""
+    return (await h.billing.LeaseQuota(pb.LeaseQuotaRequest(key_id=key_id))).remaining
+
+
+async def test_requests_are_admitted_from_blocks_and_the_unspent_rest_comes_back(harness: Harness) -> None:
+    h = harness
+    secret, key_id = await _plan_key(h, account_pb2.PLAN_PRO)  # 300 per minute: blocks of up to 15
+    calls = _count_calls(h.auth)
+    results = [await _admit(h.auth, secret) for _ in range(100)]
+    assert all(isinstance(r, dict) for r in results)
+    # The countdown is exact however the requests were split into blocks.
+    remaining = [int(r["x-ratelimit-remaining"]) for r in results if isinstance(r, dict)]
+    assert remaining == list(range(299, 199, -1))
+    assert all(r["x-ratelimit-limit"] == "300" for r in results if isinstance(r, dict))
+    # Far fewer calls to billing than requests: blocks grew with the demand.
+    assert calls[0] <= 25, calls[0]
+    assert await _window_left(h, key_id) < 200  # the last block is not spent yet
+    # Within about a second of the last request, what was granted and not spent is back in the window.
+    await _until_async(lambda: _window_left(h, key_id), 200)
+
+
+async def _until_async(read: Any, expected: int, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (value := await read()) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"{value}, not {expected}"
+        await asyncio.sleep(0.1)
+
+
+async def test_two_gateways_admit_exactly_the_limit_from_blocks(harness: Harness) -> None:
+    h = harness
+    secret, key_id = await _plan_key(h, account_pb2.PLAN_FREE)  # 60 per minute, 5 at once
+    other = Authenticator(h.channel, cache_seconds=1.0)
+    try:
+        results: list[dict[str, str] | int] = []
+        for _ in range(50):  # two clients, each alternating between the gateways, two requests at a time
+            results += await asyncio.gather(_admit(h.auth, secret), _admit(other, secret),
+                                            _admit(other, secret), _admit(h.auth, secret))
+    finally:
+        await other.close()
+    admitted = [r for r in results if isinstance(r, dict)]
+    # Exactly the limit, however blocks were split between the gateways, and the rest refused (a request
+    # refused for want of a slot gives its place in the countdown to the next one).
+    assert len(admitted) == 60 and results.count(429) == 140
+    assert sorted(int(r["x-ratelimit-remaining"]) for r in admitted) == list(range(60))
+    assert await _window_left(h, key_id) == 0
+
+
+async def test_requests_are_let_through_when_the_limiter_is_unreachable(harness: Harness) -> None:
+    h = harness
+    secret, _ = await _plan_key(h, account_pb2.PLAN_FREE)
+    assert isinstance(await _admit(h.auth, secret), dict)  # the key is authenticated and cached
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
+
+    h.auth._stub.LeaseQuota = unreachable  # type: ignore[method-assign]
+    # Past the block in hand, requests go through without rate-limit headers.
+    results = [await _admit(h.auth, secret) for _ in range(10)]
+    assert all(isinstance(r, dict) for r in results)
+    assert not all("x-ratelimit-remaining" in r for r in results if isinstance(r, dict))

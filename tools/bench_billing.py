@@ -8,14 +8,17 @@ answer does not slow the senders down) from several keys.
 
 Printed per run:
 - `auth+ratelimit (gateway)`: the gateway's own measure of `Authenticator.authorize` for each request (the
-  `Server-Timing: auth;dur=...` header): key lookup (cached for a second), the billing call that counts
-  the request and takes its concurrent-request slot, and the headers. This is the figure the target is for.
-- `billing CheckRateLimit`: the same billing call timed alone from this process at the same moment
-  (a subset of the above without the gateway's own scheduling).
+  `Server-Timing: auth;dur=...` header): key lookup (cached for a second, refreshed ahead while in use),
+  counting the request against the key's limits from the block of allowance the gateway holds (billing's
+  `LeaseQuota` grants blocks, asked for before the one in hand runs out) and taking a concurrent-request
+  slot, and the headers. This is the figure the target is for.
+- `during the run`: billing's and PostgreSQL's CPU time per request (GetBalance included).
+- `billing CheckRateLimit`: billing's one-request-at-a-time check timed alone from this process at the
+  same moment (what each request cost before blocks; still the RPC for a single check).
 - `end-to-end`: client-observed latency of the whole request (Envoy, gateway, billing's GetBalance too).
 - `CPU per check`: then, with nothing else running in the stack, the billing process's and PostgreSQL's
-  CPU time per CheckRateLimit call made as the gateway makes them (with a slot, freeing the previous
-  one): a figure that depends far less on what else the machine is doing than latency does.
+  CPU time per CheckRateLimit call (with a slot, freeing the previous one): what a request would cost
+  billing without blocks.
 
 The machine is small and shared: say what else was running when you quote the figures.
 
@@ -35,6 +38,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import grpc
@@ -194,7 +198,13 @@ def main(argv: list[str]) -> int:
         keys = _keys(stack, args.keys)
         load = os.getloadavg()
         print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+        assert stack.postgres is not None and stack.postgres.proc is not None
+        billing_pids = [p.pid for p in stack.procs["billing"]]
+        pg_pids = [stack.postgres.proc.pid, *_children(stack.postgres.proc.pid)]
+        b0, p0 = _cpu_seconds(billing_pids), _cpu_seconds(pg_pids)
         res = asyncio.run(_drive(stack.url, keys, stack.address("billing"), args.rate, args.seconds))
+        pg_pids = [stack.postgres.proc.pid, *_children(stack.postgres.proc.pid)]
+        run_cpu = (_cpu_seconds(billing_pids) - b0, _cpu_seconds(pg_pids) - p0)
         billing_ms, pg_ms, check_lat = asyncio.run(_cpu_per_check(stack, keys[0][1], args.cpu_checks))
         load = os.getloadavg()
         print(f"load average after the run:  {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
@@ -213,6 +223,10 @@ def main(argv: list[str]) -> int:
         values = res[key]
         assert isinstance(values, list)
         print(_line(name, values))
+    served = sum(cast(dict[int, int], res["statuses"]).values())
+    per = [cpu * 1000 / max(served, 1) for cpu in run_cpu]
+    print(f"during the run: billing {per[0]:.2f} ms + PostgreSQL {per[1]:.2f} ms of CPU per request "
+          "(GetBalance included)")
     print(_line("CheckRateLimit, 4 in flight", check_lat))
     print(f"CPU per check: billing {billing_ms:.2f} ms + PostgreSQL {pg_ms:.2f} ms "
           f"(over {len(check_lat)} checks with a slot each)")

@@ -173,3 +173,89 @@ async def test_concurrency_slots_are_shared_released_and_expire(repo: Repository
         assert d.allowed and d.concurrent_active == 3
     finally:
         await other_pool.close()
+
+
+# --- blocks of allowance for gateways (LeaseQuota) ---------------------------------------------------------
+
+
+async def test_concurrent_blocks_never_grant_more_than_the_limit(repo: Repository, settings: Settings,
+                                                                 pool: asyncpg.Pool) -> None:
+    account_id = await new_account(repo, plan=Plan.FREE)  # 60 per minute
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    other_pool = await create_pool(settings.common)
+    try:
+        other = Repository(other_pool, pepper=settings.key_pepper)
+        grants = await asyncio.gather(*((repo if i % 2 else other).lease_quota(key.key_id, 7) for i in range(20)))
+    finally:
+        await other_pool.close()
+    assert sum(g.granted for g in grants) == 60
+    # Partial grants fill the window exactly; each block covers its own range of the countdown.
+    granted = [g for g in grants if g.granted]
+    ranges = sorted(n for g in granted for n in range(g.remaining, g.remaining + g.granted))
+    assert ranges == list(range(60))
+    assert len({g.grant_id for g in granted}) == len(granted)
+    refused = [g for g in grants if not g.granted]
+    assert refused and all(g.refused_by is domain.LimitKind.PER_MINUTE and 58 <= g.retry_after_seconds <= 60
+                           and g.remaining == 0 for g in refused)
+    await _minute_used_matches_log(pool, key.key_id)
+
+
+async def test_unspent_requests_come_back(repo: Repository, pool: asyncpg.Pool) -> None:
+    account_id = await new_account(repo)
+    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(10, 12, 100, 5, 10))
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    a = await repo.lease_quota(key.key_id, 6)
+    b = await repo.lease_quota(key.key_id, 6)
+    assert (a.granted, a.remaining, b.granted, b.remaining) == (6, 4, 4, 0)
+    assert (await repo.lease_quota(key.key_id, 1)).refused_by is domain.LimitKind.PER_MINUTE
+    # Three of the first block and all of the second were not spent: seven come back to the minute and
+    # the day, and are granted again.
+    c = await repo.lease_quota(key.key_id, 9, returns=[(a.grant_id, 3), (b.grant_id, 4)])
+    assert (c.granted, c.remaining) == (7, 0)
+    await _minute_used_matches_log(pool, key.key_id)
+    # A block never gives back more than it granted, nor twice, nor to another key.
+    other_key, _ = await repo.create_key(account_id, "k2", ["match:execute"], None)
+    await repo.lease_quota(other_key.key_id, 0, returns=[(c.grant_id, 7)])
+    d = await repo.lease_quota(key.key_id, 0, returns=[(a.grant_id, 50), (a.grant_id, 1), (b.grant_id, 1)])
+    assert (d.granted, d.remaining) == (0, 3)
+    await _minute_used_matches_log(pool, key.key_id)
+    # The day counted 6 + 4 + 7 - 3 - 4 - 3 = 7 of 12; the minute has 3 left, the day 5.
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT day_count FROM rate_limit_state WHERE key_id = $1::uuid",
+                                   key.key_id) == 7
+
+
+async def test_blocks_respect_day_and_burst(repo: Repository) -> None:
+    account_id = await new_account(repo)
+    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(1_000, 8, 5, 5, 10))
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    first = await repo.lease_quota(key.key_id, 100)
+    assert first.granted == 5  # the one-second burst binds first
+    refused = await repo.lease_quota(key.key_id, 1)
+    assert refused.granted == 0 and refused.refused_by is domain.LimitKind.BURST and refused.retry_after_seconds == 1
+    await asyncio.sleep(1.1)
+    second = await repo.lease_quota(key.key_id, 100)
+    assert second.granted == 3  # then the day's 8
+    day = await repo.lease_quota(key.key_id, 1)
+    assert day.refused_by is domain.LimitKind.PER_DAY and day.limit == 8 and day.remaining == 0
+
+
+async def test_blocks_of_slots(repo: Repository) -> None:
+    account_id = await new_account(repo, plan=Plan.FREE)  # 5 concurrent requests
+    key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
+    leases = [str(uuid.uuid4()) for _ in range(4)]
+    g = await repo.lease_quota(key.key_id, 2, leases[:3])
+    assert (g.granted, g.leases_granted, g.concurrent_active, g.concurrent_limit) == (2, 3, 3, 5)
+    # Slots only (no requests wanted): two of the three asked for fit.
+    more = [str(uuid.uuid4()) for _ in range(3)]
+    g = await repo.lease_quota(key.key_id, 0, more)
+    assert (g.granted, g.leases_granted, g.concurrent_active) == (0, 2, 5)
+    assert g.refused_by is domain.LimitKind.NONE
+    g = await repo.lease_quota(key.key_id, 1, [leases[3]])
+    assert (g.granted, g.leases_granted) == (1, 0)
+    assert g.refused_by is domain.LimitKind.CONCURRENCY and g.retry_after_seconds == 1
+    # Freed slots are granted again in the same call.
+    g = await repo.lease_quota(key.key_id, 0, [leases[3]], release=leases[:2])
+    assert (g.leases_granted, g.concurrent_active) == (1, 4)
+    assert await repo.release_leases(more[:2]) == 2
+    assert await repo.release_leases(more[2:]) == 0  # never granted

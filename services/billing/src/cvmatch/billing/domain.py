@@ -391,6 +391,27 @@ class RateDecision:
     concurrent_active: int = 0
 
 
+# The most requests one LeaseQuota call may ask for: a block is meant to last a gateway under a second.
+MAX_QUOTA_REQUESTS = 1000
+
+
+@dataclass(frozen=True)
+class QuotaGrant:
+    """A block of a key's allowance handed to a gateway: `granted` requests counted against the shared
+    windows now, and the first `leases_granted` of the slots it asked for."""
+
+    granted: int
+    grant_id: int
+    limit: int
+    remaining: int
+    reset_unix: int
+    retry_after_seconds: int
+    refused_by: LimitKind
+    concurrent_limit: int
+    concurrent_active: int
+    leases_granted: int
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     """One entry of the credit ledger."""

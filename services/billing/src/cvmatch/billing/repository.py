@@ -30,6 +30,7 @@ from cvmatch.billing.domain import (
     LedgerEntry,
     Plan,
     PlanLimits,
+    QuotaGrant,
     RateDecision,
 )
 from cvmatch.platform import errors
@@ -274,6 +275,26 @@ class Repository:
         return RateDecision(row["allowed"], row["lim"], row["remaining"], int(row["reset_unix"]),
                             row["retry_after"], domain.LimitKind(row["refused_by"]), row["concurrent_limit"],
                             row["concurrent_active"])
+
+    async def lease_quota(self, key_id: str, requests: int, lease_ids: Sequence[str] = (),
+                          lease_seconds: int = domain.LEASE_SECONDS, release: Sequence[str] = (),
+                          returns: Sequence[tuple[int, int]] = ()) -> QuotaGrant:
+        """Grants up to `requests` of the key's allowance and the slots `lease_ids` (UUIDs) while its
+        limits allow, in one round trip, after freeing the slots in `release` and giving back the unspent
+        `(grant id, requests)` of earlier grants of this key."""
+        kid = parse_key_id(key_id)
+        leases = [parse_lease_id(lease) for lease in lease_ids]
+        async with self._hot() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM lease_rate_quota($1, $2, $3::uuid[], $4, $5::uuid[], $6::bigint[], $7::integer[])",
+                kid, min(max(requests, 0), domain.MAX_QUOTA_REQUESTS), leases, domain.lease_seconds(lease_seconds),
+                _lease_ids(release), [g for g, _ in returns], [n for _, n in returns])
+        assert row is not None
+        if not row["known"]:
+            raise errors.not_found("API key not found")
+        return QuotaGrant(row["granted"], row["grant_id"], row["lim"], row["remaining"], int(row["reset_unix"]),
+                          row["retry_after"], domain.LimitKind(row["refused_by"]), row["concurrent_limit"],
+                          row["concurrent_active"], row["leases_granted"])
 
     async def release_leases(self, lease_ids: Sequence[str]) -> int:
         """Frees concurrent-request slots; unknown, malformed or already freed ids are skipped."""

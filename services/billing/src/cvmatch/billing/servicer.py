@@ -135,6 +135,22 @@ class BillingService(billing_service_pb2_grpc.BillingServiceServicer):
                                          concurrent_limit=d.concurrent_limit,
                                          concurrent_active=d.concurrent_active)
 
+    async def LeaseQuota(self, request: pb.LeaseQuotaRequest, context: Context) -> pb.LeaseQuotaResponse:
+        """Grants a block of the key's allowance and slots for a gateway to spend locally."""
+        if not 0 <= request.requests <= domain.MAX_QUOTA_REQUESTS:
+            raise errors.invalid_input(f"'requests' must be between 0 and {domain.MAX_QUOTA_REQUESTS}", "requests")
+        if len(request.returns) > domain.MAX_LEASES_PER_CALL:
+            raise errors.invalid_input(f"At most {domain.MAX_LEASES_PER_CALL} returns per call", "returns")
+        g = await self._repo.lease_quota(_text(request.key_id, "key_id"), request.requests,
+                                         _lease_list(request.lease_ids), request.lease_seconds,
+                                         _lease_list(request.release_lease_ids),
+                                         [(r.grant_id, r.requests) for r in request.returns])
+        return pb.LeaseQuotaResponse(granted=g.granted, grant_id=g.grant_id, limit=g.limit, remaining=g.remaining,
+                                     reset_unix=g.reset_unix, retry_after_seconds=g.retry_after_seconds,
+                                     refused_by=LIMIT_TO_PROTO[g.refused_by],  # type: ignore[arg-type]
+                                     concurrent_limit=g.concurrent_limit, concurrent_active=g.concurrent_active,
+                                     leases_granted=g.leases_granted)
+
     async def ReleaseLeases(self, request: pb.ReleaseLeasesRequest, context: Context) -> pb.ReleaseLeasesResponse:
         """Frees concurrent-request slots (ids that are unknown or already free are skipped)."""
         return pb.ReleaseLeasesResponse(released=await self._repo.release_leases(_lease_list(request.lease_ids)))

@@ -1,22 +1,30 @@
 """Authentication, rate limiting and concurrent-request slots of every public call, through billing.
 
 Keys come as `X-API-Key` or `Authorization: Bearer`. Successful authentications are cached for a short,
-bounded time (revocation still reaches every gateway within a second or two); the rate-limit check is
-never cached because its state is shared by every gateway. If the limiter is unreachable the request
-is let through and logged; authentication never fails open.
+bounded time and refreshed ahead of expiry while a key is in use (revocation still reaches every gateway
+within a second or two); authentication never fails open.
 
-The same billing call that counts a request takes one of the key's concurrent-request slots (a lease
-whose id the gateway chooses). The slot is released when the RPC ends, whichever way it ends: through
-the servicer context's done callback, or the RPC's task when only its metadata was passed in. Releases
-are sent off the request's path and coalesced; slots of requests still running are renewed; a gateway
-that crashes leaves slots that expire by themselves after the lease time.
+The limits' state is billing's, shared by every gateway, but asking billing on every request made the
+limiter the most expensive part of a cheap call. So the gateway takes a key's allowance in blocks: billing
+counts a block of requests against the key's windows when it grants it (`LeaseQuota`), the gateway admits
+requests from it locally, asks for the next block before this one runs out, and gives back what it has not
+spent within a second. Every admitted request was granted by billing, so two gateways together never admit
+more than the limit; a block is small beside the limit (a twentieth of the per-minute limit at most), and
+its size follows this gateway's demand for the key, so an idle gateway holds nothing.
+
+Concurrent-request slots work the same way: a slot granted by billing is held while its request runs and
+kept a moment afterwards for the key's next request; a gateway that crashes leaves slots that expire by
+themselves after the lease time, and slots of requests still running are renewed. If the limiter is
+unreachable the request is let through and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -66,7 +74,21 @@ def _scope_ok(scopes: frozenset[str], required: str) -> bool:
 # A slot lives this long without renewal: the longest a crashed gateway can keep a key's slots.
 LEASE_SECONDS = 30
 CACHE_MAX_KEYS = 10_000
-# How long a freed slot waits for a rate-limit check to carry it before it is sent on its own.
+# A block of requests is spent within this time or the rest goes back: it bounds how much later than its
+# grant (when billing counted it) a request can be admitted.
+BLOCK_SECONDS = 1.0
+# The largest block, also capped at a twentieth of the key's per-minute limit, so one gateway never sits
+# on much of a key's minute while another is refused.
+MAX_BLOCK = 100
+BLOCK_SHARE_OF_MINUTE = 20
+# A slot freed by a request waits this long for the key's next request before it goes back to billing;
+# at most a tenth of the key's concurrency limit waits at a time (none under ten: with a limit of five, a
+# slot idle here would refuse a request at another gateway).
+SLOT_LINGER_SECONDS = 0.2
+SPARE_SHARE_OF_CONCURRENCY = 10
+# How often the housekeeping loop gives back what waited long enough.
+HOUSEKEEPING_SECONDS = 0.05
+# How long a freed slot waits for a call to billing to carry it before it is sent on its own.
 RELEASE_DELAY_SECONDS = 0.003
 
 
@@ -74,29 +96,137 @@ def _is_context(obj: Any) -> bool:
     return hasattr(obj, "invocation_metadata") and hasattr(obj, "add_done_callback")
 
 
+@dataclass(eq=False)
+class _Block:
+    """Requests granted by billing and not yet admitted here."""
+
+    grant_id: int
+    # The places in the key's countdown (`X-RateLimit-Remaining`) this block still holds, ascending: a
+    # block of n granted when the key had r left after it covers r + n - 1 down to r.
+    places: list[int]
+    limit: int
+    reset_unix: int
+    expires: float
+
+    @property
+    def left(self) -> int:
+        return len(self.places)
+
+
+class _KeyQuota:
+    """What this gateway holds of one key's allowance, and how fast it spends it."""
+
+    def __init__(self, now: float) -> None:
+        self.blocks: list[_Block] = []
+        self.cap = 1
+        # Requests admitted here per second, smoothed: a block holds about half a second of them.
+        self.rate = 0.0
+        self.admitted = 0
+        self.measured_at = now
+        self.measured = 0
+        self.refill: asyncio.Task[None] | None = None
+        # Slots freed by ended requests, waiting for the key's next one: lease id -> when freed.
+        self.free: dict[str, float] = {}
+        self.spare = 0
+        self.in_use = 0
+        self.last_used = now
+
+    def take(self, now: float) -> tuple[_Block, int] | None:
+        """One request from the oldest live block, and the key's remaining allowance it leaves."""
+        for block in self.blocks:
+            if block.places and block.expires > now:
+                self.admitted += 1
+                return block, block.places.pop()
+        return None
+
+    def untake(self, block: _Block, place: int) -> None:
+        """Puts back a request taken for a request that was then refused."""
+        bisect.insort(block.places, place)
+        self.admitted -= 1
+        if all(b is not block for b in self.blocks):  # housekeeping dropped it as spent meanwhile
+            self.blocks.append(block)
+            self.blocks.sort(key=lambda b: b.grant_id)
+
+    def available(self, now: float) -> int:
+        return sum(b.left for b in self.blocks if b.expires > now)
+
+    def size(self, now: float) -> int:
+        """Requests to ask for: half a second of this gateway's demand for the key, within the cap."""
+        elapsed = now - self.measured_at
+        if elapsed >= 0.02:
+            current = (self.admitted - self.measured) / elapsed
+            # Smoothed, but quick to follow a rise: a spike must not make every request wait for billing.
+            self.rate = current if current > self.rate else (self.rate + current) / 2
+            self.measured_at, self.measured = now, self.admitted
+        return max(1, min(self.cap, math.ceil(self.rate * BLOCK_SECONDS / 2)))
+
+    def add(self, resp: billing.LeaseQuotaResponse, now: float) -> None:
+        self.cap = max(1, min(MAX_BLOCK, resp.limit // BLOCK_SHARE_OF_MINUTE))
+        if resp.concurrent_limit:
+            self.spare = resp.concurrent_limit // SPARE_SHARE_OF_CONCURRENCY
+        if resp.granted > 0:
+            self.blocks.append(_Block(resp.grant_id, list(range(resp.remaining, resp.remaining + resp.granted)),
+                                      resp.limit, resp.reset_unix, now + BLOCK_SECONDS))
+            # Answers to calls in flight at once may arrive out of order; grants are numbered in order.
+            self.blocks.sort(key=lambda b: b.grant_id)
+
+    def expired(self, now: float) -> list[billing.QuotaReturn]:
+        """Drops spent and expired blocks; what expired unspent is to be given back."""
+        back = [billing.QuotaReturn(grant_id=b.grant_id, requests=b.left)
+                for b in self.blocks if b.left > 0 and b.expires <= now]
+        self.blocks = [b for b in self.blocks if b.left > 0 and b.expires > now]
+        return back
+
+    def idle(self, now: float) -> bool:
+        return (not self.blocks and not self.free and not self.in_use and self.refill is None
+                and now - self.last_used > 10 * BLOCK_SECONDS)
+
+
+def _headers(limit: int, remaining: int, reset_unix: int) -> Metadata:
+    return (("x-ratelimit-limit", str(limit)), ("x-ratelimit-remaining", str(remaining)),
+            ("x-ratelimit-reset", str(reset_unix)))
+
+
 class Authenticator:
-    """Resolves keys through billing, with a short cache, counts requests against the limits and holds a
-    concurrent-request slot for each admitted request until it ends."""
+    """Resolves keys through billing, with a short cache, admits requests from blocks of the key's
+    allowance granted by billing, and holds a concurrent-request slot for each admitted request until it
+    ends."""
 
     def __init__(self, channel: grpc.aio.Channel, cache_seconds: float, *,
                  lease_seconds: int = LEASE_SECONDS) -> None:
         self._stub = billing_grpc.BillingServiceStub(channel)
         self._ttl = cache_seconds
         self._cache: dict[str, tuple[float, billing.AuthenticateResponse]] = {}
+        self._refreshing: set[str] = set()
         self._lease_seconds = lease_seconds
         self._renew_after = lease_seconds / 3
-        # Slots held by requests running in this process: lease id -> when it was taken or last renewed.
+        self._quotas: dict[str, _KeyQuota] = {}
+        # Slots held by this process (running requests' and lingering ones): lease id -> when taken or
+        # last renewed.
         self._held: dict[str, float] = {}
         self._to_release: list[str] = []
-        self._wake: asyncio.Event | None = None
+        self._returns: dict[str, list[billing.QuotaReturn]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Event | None = None
         self._closed = False
+
+    # --- keys --------------------------------------------------------------------------------------------
 
     async def _authenticate(self, key: str) -> billing.AuthenticateResponse:
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < self._ttl:
+            # A key in use is refreshed in the background before it expires, so its requests never wait
+            # for billing; a revoked key is still refused within the cache time.
+            if now - hit[0] >= self._ttl / 2 and key not in self._refreshing:
+                self._refreshing.add(key)
+                self._spawn(self._refresh(key))
             return hit[1]
+        return await self._lookup(key)
+
+    async def _lookup(self, key: str) -> billing.AuthenticateResponse:
+        started = time.monotonic()
         try:
             resp: billing.AuthenticateResponse = await self._stub.Authenticate(
                 billing.AuthenticateRequest(api_key=key), timeout=5.0)
@@ -107,8 +237,18 @@ class Authenticator:
             raise errors.unavailable("Authentication is temporarily unavailable; retry later") from None
         if len(self._cache) > CACHE_MAX_KEYS:
             self._cache.clear()
-        self._cache[key] = (now, resp)
+        self._cache[key] = (started, resp)
         return resp
+
+    async def _refresh(self, key: str) -> None:
+        try:
+            await self._lookup(key)
+        except errors.DomainError:
+            pass  # revoked keys left the cache; an unreachable billing lets the entry expire
+        finally:
+            self._refreshing.discard(key)
+
+    # --- admission -----------------------------------------------------------------------------------------
 
     async def authorize(self, request: Any, scope: str = "") -> Caller:
         """Authenticates, checks the scope, the rate limits and takes a concurrent-request slot; raises
@@ -125,26 +265,9 @@ class Authenticator:
             raise errors.unauthenticated()
         auth = await self._authenticate(key)
         scopes = frozenset(auth.scopes)
-        headers: Metadata = ()
-        lease = str(uuid.uuid4())
-        # Slots freed since the last call ride along and are freed before this check counts.
-        release, self._to_release = self._to_release, []
-        try:
-            rl: billing.CheckRateLimitResponse = await self._stub.CheckRateLimit(
-                billing.CheckRateLimitRequest(key_id=auth.key_id, account_id=auth.account.account_id, cost=1,
-                                              lease_id=lease, lease_seconds=self._lease_seconds,
-                                              release_lease_ids=release),
-                timeout=2.0)
-        except grpc.aio.AioRpcError as exc:
-            self._to_release.extend(release)  # freeing is idempotent: send them again
-            self._wake_flusher()
-            log.warning("rate limiter unreachable; request let through", extra={"code": exc.code().name})
-        else:
-            headers = (("x-ratelimit-limit", str(rl.limit)), ("x-ratelimit-remaining", str(rl.remaining)),
-                       ("x-ratelimit-reset", str(rl.reset_unix)))
-            if not rl.allowed:
-                raise self._refusal(rl, headers)
-            self._hold(lease, request)
+        headers, lease = await self._admit(auth.key_id)
+        if lease is not None:
+            self._hold(auth.key_id, lease, request)
         # Server-Timing lets an operator (and tools/bench_billing.py) see what authentication and the
         # limits cost this request, through Envoy, without guessing from end-to-end latency.
         headers += (("server-timing", f"auth;dur={(time.perf_counter() - started) * 1000:.3f}"),)
@@ -155,8 +278,111 @@ class Authenticator:
         return Caller(auth.key_id, auth.account.account_id, scopes, auth.account.plan,
                       auth.account.limits.max_cvs_per_job, headers)
 
+    async def _admit(self, key_id: str) -> tuple[Metadata, str | None]:
+        """Counts one request and takes a slot, from what this gateway holds or from billing."""
+        self._start()
+        now = time.monotonic()
+        q = self._quotas.get(key_id)
+        if q is None:
+            q = self._quotas[key_id] = _KeyQuota(now)
+        q.last_used = now
+        taken = q.take(now)
+        if taken is None and q.refill is not None:
+            # The next block is on its way: wait for it rather than ask again (and take requests in the
+            # order billing granted them, so the countdown stays in order).
+            await asyncio.shield(q.refill)
+            now = time.monotonic()
+            taken = q.take(now)
+        lease = q.free.popitem()[0] if q.free else None
+        if taken is None or lease is None:
+            want = 0 if taken is not None else q.size(now)
+            # When requests of the key overlap here, spare slots come along for the next ones.
+            spares = q.spare - len(q.free) if q.in_use else 0
+            asked = [] if lease is not None else [str(uuid.uuid4()) for _ in range(1 + max(spares, 0))]
+            resp = await self._lease(key_id, want, asked)
+            if resp is None:  # the limiter is unreachable: let the request through, without a slot
+                return (_headers(taken[0].limit, taken[1], taken[0].reset_unix) if taken else ()), lease
+            now = time.monotonic()
+            q.add(resp, now)
+            for spare in asked[1:resp.leases_granted]:
+                self._held[spare] = now
+                q.free[spare] = now
+            if taken is None:
+                taken = q.take(now)
+                if taken is None:
+                    if lease is not None:
+                        self._park(q, lease)
+                    raise self._refusal(resp, _headers(resp.limit, resp.remaining, resp.reset_unix))
+            if lease is None:
+                if resp.leases_granted:
+                    lease = asked[0]
+                    self._held[lease] = now
+                elif q.free:  # a spare brought by another request's call meanwhile
+                    lease = q.free.popitem()[0]
+                else:
+                    lease = await self._slot_again(key_id, q)
+                    if lease is None:
+                        q.untake(*taken)  # not admitted: the request stays unspent
+                        raise self._refusal(resp, _headers(taken[0].limit, taken[1], taken[0].reset_unix))
+        block, remaining = taken
+        if q.refill is None:
+            size = q.size(now)
+            # Ask for the next block (and a spare slot when none waits) before this one runs out, so that
+            # requests do not wait for billing; a key used now and then gets a request at a time.
+            if size > 1 and q.available(now) <= size // 2:
+                q.refill = asyncio.create_task(self._refill(key_id, q, size, slot=q.spare > 0 and not q.free),
+                                               name="quota-refill")
+        return _headers(block.limit, remaining, block.reset_unix), lease
+
+    async def _slot_again(self, key_id: str, q: _KeyQuota) -> str | None:
+        """Asks once more for a slot, a moment later: a slot freed at another gateway reaches billing a
+        few milliseconds after its request ended, and a request should not be refused for that."""
+        await asyncio.sleep(2 * RELEASE_DELAY_SECONDS)
+        if q.free:
+            return q.free.popitem()[0]
+        lease = str(uuid.uuid4())
+        resp = await self._lease(key_id, 0, [lease])
+        if resp is None or not resp.leases_granted:
+            return None
+        self._held[lease] = time.monotonic()
+        return lease
+
+    async def _lease(self, key_id: str, requests: int, lease_ids: list[str]) -> billing.LeaseQuotaResponse | None:
+        """One LeaseQuota call, carrying the slots to free and the requests to give back; None when billing
+        is unreachable."""
+        release, self._to_release = self._to_release, []
+        returns = self._returns.pop(key_id, [])
+        try:
+            resp: billing.LeaseQuotaResponse = await self._stub.LeaseQuota(
+                billing.LeaseQuotaRequest(key_id=key_id, requests=requests, lease_ids=lease_ids,
+                                          lease_seconds=self._lease_seconds, release_lease_ids=release,
+                                          returns=returns),
+                timeout=2.0)
+        except grpc.aio.AioRpcError as exc:
+            # Freeing and giving back are idempotent: they go again with the next call.
+            self._to_release.extend(release)
+            self._wake_flusher()
+            if returns:
+                self._returns.setdefault(key_id, []).extend(returns)
+            log.warning("rate limiter unreachable; request let through", extra={"code": exc.code().name})
+            return None
+        return resp
+
+    async def _refill(self, key_id: str, q: _KeyQuota, size: int, *, slot: bool) -> None:
+        try:
+            asked = [str(uuid.uuid4())] if slot else []
+            resp = await self._lease(key_id, size, asked)
+            if resp is not None:
+                now = time.monotonic()
+                q.add(resp, now)
+                for extra in asked[:resp.leases_granted]:
+                    self._held[extra] = now
+                    q.free[extra] = now
+        finally:
+            q.refill = None
+
     @staticmethod
-    def _refusal(rl: billing.CheckRateLimitResponse, headers: Metadata) -> errors.DomainError:
+    def _refusal(rl: billing.LeaseQuotaResponse, headers: Metadata) -> errors.DomainError:
         if rl.refused_by == billing.RATE_LIMIT_KIND_CONCURRENCY:
             message = (f"Too many concurrent requests: at most {rl.concurrent_limit} at once for this key; "
                        f"retry in {rl.retry_after_seconds} s")
@@ -175,57 +401,101 @@ class Authenticator:
 
     # --- concurrent-request slots ----------------------------------------------------------------------
 
-    def _hold(self, lease: str, request: Any) -> None:
-        """Remembers the slot and arranges its release when the RPC ends."""
-        self._start()
-        self._held[lease] = time.monotonic()
+    def _hold(self, key_id: str, lease: str, request: Any) -> None:
+        """Arranges for the slot to come back when the RPC ends."""
+        q = self._quotas[key_id]
+        q.in_use += 1
 
         def done(_: Any) -> None:
-            self._release(lease)
+            self._free(q, lease)
 
         if _is_context(request):
             request.add_done_callback(done)
             return
         task = asyncio.current_task()
         if task is None:  # not inside an RPC's task: nothing marks its end, so give the slot back now
-            self._release(lease)
+            self._free(q, lease)
         else:
             task.add_done_callback(done)
 
-    def _release(self, lease: str) -> None:
-        if self._held.pop(lease, None) is None:
+    def _free(self, q: _KeyQuota, lease: str) -> None:
+        q.in_use -= 1
+        if lease not in self._held:
             return
-        self._to_release.append(lease)
-        self._wake_flusher()
+        if self._closed:
+            self._held.pop(lease)
+            self._to_release.append(lease)
+            return
+        self._park(q, lease)
 
-    def _wake_flusher(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+    def _park(self, q: _KeyQuota, lease: str) -> None:
+        """Keeps a free slot for the key's next request, or frees it when enough are kept already."""
+        q.free[lease] = time.monotonic()
+        while len(q.free) > q.spare:
+            oldest = next(iter(q.free))
+            del q.free[oldest]
+            self._held.pop(oldest, None)
+            self._to_release.append(oldest)
+            self._wake_flusher()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _start(self) -> None:
         # Started on first use, on the server's loop (the Authenticator is built before it runs RPCs).
         if self._tasks or self._closed:
             return
         self._wake = asyncio.Event()
-        self._tasks = [asyncio.create_task(self._release_loop(), name="lease-release"),
+        self._tasks = [asyncio.create_task(self._housekeeping_loop(), name="quota-housekeeping"),
                        asyncio.create_task(self._renew_loop(), name="lease-renewal")]
 
-    async def _release_loop(self) -> None:
-        """Sends released slots that no rate-limit check took along within a few milliseconds (a busy
-        gateway frees its slots with its next checks; an idle one with one call for all of them)."""
+    def _wake_flusher(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _housekeeping_loop(self) -> None:
+        """Gives back what waited long enough: slots no request took within the linger time, and the
+        unspent rest of expired blocks; and frees released slots that no call to billing carried within a
+        few milliseconds (a busy gateway frees them with its next calls)."""
         assert self._wake is not None
         while True:
-            await self._wake.wait()
-            await asyncio.sleep(RELEASE_DELAY_SECONDS)
-            self._wake.clear()
-            await self._flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), HOUSEKEEPING_SECONDS)
+            if self._wake.is_set():
+                await asyncio.sleep(RELEASE_DELAY_SECONDS)
+                self._wake.clear()
+            try:
+                await self._housekeeping()
+            except Exception as exc:  # an unreachable billing or a closed channel: never stop the loop
+                log.warning("giving back slots and requests failed; retrying", extra={"error": type(exc).__name__})
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        for key_id, q in list(self._quotas.items()):
+            back = q.expired(now)
+            if back:
+                self._returns.setdefault(key_id, []).extend(back)
+            for lease, freed in list(q.free.items()):
+                if now - freed >= SLOT_LINGER_SECONDS:
+                    del q.free[lease]
+                    self._held.pop(lease, None)
+                    self._to_release.append(lease)
+            if q.idle(now):
+                del self._quotas[key_id]
+        await self._flush()
 
     async def _flush(self) -> None:
+        for key_id in list(self._returns):
+            # Requests go back to their key's windows with a call for that key (one key per call, so calls
+            # never wait on each other's keys); slots to free ride along.
+            await self._lease(key_id, 0, [])
         while self._to_release:
             batch, self._to_release = self._to_release[:1000], self._to_release[1000:]
             try:
                 await self._stub.ReleaseLeases(billing.ReleaseLeasesRequest(lease_ids=batch), timeout=5.0)
-            except Exception as exc:  # an unreachable billing or a closed channel: never stop the loop
+            except Exception as exc:
                 # The slots expire by themselves; retrying here could only pile up work.
                 log.warning("releasing concurrent-request slots failed; they will expire",
                             extra={"count": len(batch), "error": type(exc).__name__})
@@ -249,15 +519,24 @@ class Authenticator:
                     self._held[lease] = now
 
     async def close(self) -> None:
-        """Stops the background loops and releases what is still queued (on shutdown, after the server
-        stopped taking requests)."""
+        """Stops the background loops, gives back every unspent request and frees every slot (on shutdown,
+        after the server stopped taking requests)."""
         self._closed = True
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        for key_id, q in self._quotas.items():
+            if q.refill is not None:
+                q.refill.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await q.refill
+            back = q.expired(float("inf"))
+            if back:
+                self._returns.setdefault(key_id, []).extend(back)
+            q.free.clear()
         self._to_release.extend(self._held)
         self._held.clear()
         await self._flush()

@@ -188,6 +188,136 @@ class CheckRateLimitResponse(_message.Message):
 Global___CheckRateLimitResponse: _TypeAlias = CheckRateLimitResponse  # noqa: Y015
 
 @_typing.final
+class LeaseQuotaRequest(_message.Message):
+    """Request for LeaseQuota."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    LEASE_IDS_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    RELEASE_LEASE_IDS_FIELD_NUMBER: _builtins.int
+    RETURNS_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    requests: _builtins.int
+    """Requests wanted (0 to 1000): granted in full or in part, as many as every limit allows now."""
+    lease_seconds: _builtins.int
+    """How long a slot lives without renewal (default 30 seconds)."""
+    @_builtins.property
+    def lease_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Concurrent-request slots wanted, one per UUID chosen by the caller; granted in this order while the
+        key's concurrency limit allows (none when the requests wanted get none).
+        """
+
+    @_builtins.property
+    def release_lease_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Slots (of any key) the caller no longer holds, freed first."""
+
+    @_builtins.property
+    def returns(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuotaReturn]:
+        """Unspent requests of earlier blocks of this key, given back to its windows first."""
+
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        requests: _builtins.int = ...,
+        lease_ids: _abc.Iterable[_builtins.str] | None = ...,
+        lease_seconds: _builtins.int = ...,
+        release_lease_ids: _abc.Iterable[_builtins.str] | None = ...,
+        returns: _abc.Iterable[Global___QuotaReturn] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "lease_ids", b"lease_ids", "lease_seconds", b"lease_seconds", "release_lease_ids", b"release_lease_ids", "requests", b"requests", "returns", b"returns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseQuotaRequest: _TypeAlias = LeaseQuotaRequest  # noqa: Y015
+
+@_typing.final
+class QuotaReturn(_message.Message):
+    """The unspent part of a block of requests."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    grant_id: _builtins.int
+    """The block's `grant_id`."""
+    requests: _builtins.int
+    def __init__(
+        self,
+        *,
+        grant_id: _builtins.int = ...,
+        requests: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant_id", b"grant_id", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuotaReturn: _TypeAlias = QuotaReturn  # noqa: Y015
+
+@_typing.final
+class LeaseQuotaResponse(_message.Message):
+    """Response of LeaseQuota."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANTED_FIELD_NUMBER: _builtins.int
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    RESET_UNIX_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    REFUSED_BY_FIELD_NUMBER: _builtins.int
+    CONCURRENT_LIMIT_FIELD_NUMBER: _builtins.int
+    CONCURRENT_ACTIVE_FIELD_NUMBER: _builtins.int
+    LEASES_GRANTED_FIELD_NUMBER: _builtins.int
+    granted: _builtins.int
+    """Requests granted (0 to the number wanted), counted against the key's windows from now."""
+    grant_id: _builtins.int
+    """Identifies this block for a later QuotaReturn (0 when nothing was granted)."""
+    limit: _builtins.int
+    """The per-minute limit (or the per-day one when that refused) and what is left of it after this grant."""
+    remaining: _builtins.int
+    reset_unix: _builtins.int
+    """Unix seconds when the window resets."""
+    retry_after_seconds: _builtins.int
+    """When requests were wanted and none granted, or slots wanted and none granted: when to retry."""
+    refused_by: Global___RateLimitKind.ValueType
+    """The limit that refused (unspecified when everything wanted was granted or nothing was wanted)."""
+    concurrent_limit: _builtins.int
+    concurrent_active: _builtins.int
+    """When slots were wanted: the key's slots in use, including the ones granted now."""
+    leases_granted: _builtins.int
+    """How many of `lease_ids`, from the first, are now held."""
+    def __init__(
+        self,
+        *,
+        granted: _builtins.int = ...,
+        grant_id: _builtins.int = ...,
+        limit: _builtins.int = ...,
+        remaining: _builtins.int = ...,
+        reset_unix: _builtins.int = ...,
+        retry_after_seconds: _builtins.int = ...,
+        refused_by: Global___RateLimitKind.ValueType = ...,
+        concurrent_limit: _builtins.int = ...,
+        concurrent_active: _builtins.int = ...,
+        leases_granted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["concurrent_active", b"concurrent_active", "concurrent_limit", b"concurrent_limit", "grant_id", b"grant_id", "granted", b"granted", "leases_granted", b"leases_granted", "limit", b"limit", "refused_by", b"refused_by", "remaining", b"remaining", "reset_unix", b"reset_unix", "retry_after_seconds", b"retry_after_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseQuotaResponse: _TypeAlias = LeaseQuotaResponse  # noqa: Y015
+
+@_typing.final
 class ReleaseLeasesRequest(_message.Message):
     """Request for ReleaseLeases."""
 

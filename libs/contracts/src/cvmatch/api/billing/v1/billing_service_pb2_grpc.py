@@ -55,6 +55,11 @@ class BillingServiceStub:
                 request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesRequest.SerializeToString,
                 response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesResponse.FromString,
                 _registered_method=True)
+        self.LeaseQuota = channel.unary_unary(
+                '/cvmatch.api.billing.v1.BillingService/LeaseQuota',
+                request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaRequest.SerializeToString,
+                response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaResponse.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/cvmatch.api.billing.v1.BillingService/CreateApiKey',
                 request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CreateApiKeyRequest.SerializeToString,
@@ -140,6 +145,15 @@ class BillingServiceServicer:
 
     def RenewLeases(self, request, context):
         """Extends the slots of requests still running, so that only a crashed gateway's slots expire.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaseQuota(self, request, context):
+        """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
+        the shared limits now, for it to spend locally: what a gateway uses on its hot path instead of one
+        CheckRateLimit per request. Also takes back the unspent part of earlier blocks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -244,6 +258,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.RenewLeases,
                     request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesRequest.FromString,
                     response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesResponse.SerializeToString,
+            ),
+            'LeaseQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaseQuota,
+                    request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaRequest.FromString,
+                    response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaResponse.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -410,6 +429,33 @@ class BillingService:
             '/cvmatch.api.billing.v1.BillingService/RenewLeases',
             cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesRequest.SerializeToString,
             cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaseQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cvmatch.api.billing.v1.BillingService/LeaseQuota',
+            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaRequest.SerializeToString,
+            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaResponse.FromString,
             options,
             channel_credentials,
             insecure,

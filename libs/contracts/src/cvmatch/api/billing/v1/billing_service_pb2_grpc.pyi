@@ -43,6 +43,11 @@ class BillingServiceStub:
     """Frees concurrent-request slots when their requests end (idempotent)."""
     RenewLeases: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.RenewLeasesRequest, _billing_service_pb2.RenewLeasesResponse]
     """Extends the slots of requests still running, so that only a crashed gateway's slots expire."""
+    LeaseQuota: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.LeaseQuotaRequest, _billing_service_pb2.LeaseQuotaResponse]
+    """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
+    the shared limits now, for it to spend locally: what a gateway uses on its hot path instead of one
+    CheckRateLimit per request. Also takes back the unspent part of earlier blocks.
+    """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CreateApiKeyRequest, _billing_service_pb2.CreateApiKeyResponse]
     """Creates an API key; the secret is returned once."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListApiKeysRequest, _billing_service_pb2.ListApiKeysResponse]
@@ -81,6 +86,11 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """Frees concurrent-request slots when their requests end (idempotent)."""
     RenewLeases: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.RenewLeasesRequest, _billing_service_pb2.RenewLeasesResponse]  # type: ignore[assignment]
     """Extends the slots of requests still running, so that only a crashed gateway's slots expire."""
+    LeaseQuota: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.LeaseQuotaRequest, _billing_service_pb2.LeaseQuotaResponse]  # type: ignore[assignment]
+    """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
+    the shared limits now, for it to spend locally: what a gateway uses on its hot path instead of one
+    CheckRateLimit per request. Also takes back the unspent part of earlier blocks.
+    """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CreateApiKeyRequest, _billing_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     """Creates an API key; the secret is returned once."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListApiKeysRequest, _billing_service_pb2.ListApiKeysResponse]  # type: ignore[assignment]
@@ -140,6 +150,17 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.RenewLeasesResponse, _abc.Awaitable[_billing_service_pb2.RenewLeasesResponse]]:
         """Extends the slots of requests still running, so that only a crashed gateway's slots expire."""
+
+    @_abc_1.abstractmethod
+    def LeaseQuota(
+        self,
+        request: _billing_service_pb2.LeaseQuotaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.LeaseQuotaResponse, _abc.Awaitable[_billing_service_pb2.LeaseQuotaResponse]]:
+        """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
+        the shared limits now, for it to spend locally: what a gateway uses on its hot path instead of one
+        CheckRateLimit per request. Also takes back the unspent part of earlier blocks.
+        """
 
     @_abc_1.abstractmethod
     def CreateApiKey(
