@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -156,6 +157,8 @@ def test_errors_carry_seed_envelope_and_status(edge: tuple[str, int], kind: str,
     assert body["error"]["code"] == code
     assert body["detail"] == body["error"]["message"]
     assert body["request_id"] == f"req-{kind}"
+    assert body["success"] is False and body["meta"]["request_id"] == f"req-{kind}"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["meta"]["timestamp"])
     assert r.headers["x-request-id"] == f"req-{kind}"
     assert "grpc-status-details-bin" not in r.headers
     assert "x-cvmatch-error-body" not in r.headers
@@ -188,6 +191,10 @@ def test_unknown_path_is_json_404(edge: tuple[str, int]) -> None:
     assert body["error"]["code"] == "NOT_FOUND"
     assert "/api/nope" in body["error"]["message"]
     assert r.headers["x-request-id"]
+    # Envoy's own replies carry the same envelope as the gateway's.
+    assert body["detail"] == body["error"]["message"] and body["request_id"] == r.headers["x-request-id"]
+    assert body["success"] is False and body["meta"]["request_id"] == body["request_id"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["meta"]["timestamp"])
 
 
 def test_unknown_query_parameter_is_400(edge: tuple[str, int]) -> None:

@@ -97,6 +97,9 @@ def _error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["code"] == code, body
     assert body["detail"] == body["error"]["message"]
     assert r.headers["x-request-id"] and body["request_id"] == r.headers["x-request-id"]
+    # SkillSync's envelope fields too.
+    assert body["success"] is False and body["meta"]["request_id"] == body["request_id"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["meta"]["timestamp"])
     return body
 
 

@@ -8,6 +8,8 @@ exception is logged here and leaves as INTERNAL with no exception text.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 import logging
 import uuid
@@ -31,7 +33,8 @@ INTERNAL_MESSAGE = "An internal error occurred. Retry later; contact support wit
 
 
 def error_envelope(err: DomainError, request_id: str) -> dict[str, Any]:
-    """The public error body shared by every seed (`detail` keeps CV Matching API clients working)."""
+    """The public error body shared by every seed: `detail` keeps CV Matching API clients working,
+    `success` and `meta` SkillSync's."""
     details: dict[str, Any] = dict(err.details)
     if err.violations:
         details["fields"] = {v.field: v.description for v in err.violations}
@@ -41,6 +44,8 @@ def error_envelope(err: DomainError, request_id: str) -> dict[str, Any]:
         "error": {"code": err.reason, "message": err.message, "details": details},
         "detail": err.message,
         "request_id": request_id,
+        "success": False,
+        "meta": {"timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "request_id": request_id},
     }
 
 

@@ -236,6 +236,9 @@ def build_document() -> dict[str, Any]:
             "detail": {"type": "string", "description": "The message again (CV Matching API clients read this)"},
             # null only when Envoy refuses a request before it has an id (a malformed header).
             "request_id": {"type": ["string", "null"]},
+            "success": {"type": "boolean", "description": "Always false (SkillSync clients read this)"},
+            "meta": {"type": "object", "properties": {"timestamp": {"type": "string", "format": "date-time"},
+                                                      "request_id": {"type": ["string", "null"]}}},
         },
     }
     return {
