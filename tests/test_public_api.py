@@ -246,7 +246,20 @@ def test_unknown_ids_are_404(client: httpx.Client, key: str) -> None:
                  "/api/match/00000000-0000-0000-0000-000000000000/progress",
                  "/api/match/00000000-0000-0000-0000-000000000000",
                  "/api/v1/cvdeepmatch/00000000-0000-0000-0000-000000000000"):
-        _error(client.get(path, headers=_auth(key)), 404, "NOT_FOUND")
+        r = client.get(path, headers=_auth(key))
+        _error(r, 404, "NOT_FOUND")
+        # An error after authentication (here one ingest or the matcher returned) still counts the
+        # request and says so.
+        assert int(r.headers["x-ratelimit-limit"]) > 0 and int(r.headers["x-ratelimit-remaining"]) >= 0
+        assert r.headers["x-ratelimit-reset"].isdigit()
+
+
+def test_a_missing_scope_is_403_with_the_rate_headers(client: httpx.Client, stack: Stack) -> None:
+    reader = _account(stack, "reader", plan="free", credits=5, scopes="match:read")[1]
+    r = client.post("/api/v1/cvdeepmatch/submit", headers=_auth(reader), data={"jd_text": JD},
+                    files={"cv_file": ("cv.pdf", filegen.pdf_pages([["Python developer"]]), "application/pdf")})
+    _error(r, 403, "MISSING_PERMISSION")
+    assert int(r.headers["x-ratelimit-limit"]) > 0 and "x-ratelimit-remaining" in r.headers
 
 
 # ------------------------------------------------------------------------------ end-to-end flows

@@ -9,11 +9,11 @@ exception is logged here and leaves as INTERNAL with no exception text.
 from __future__ import annotations
 
 import datetime as dt
-
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 HTTP_STATUS_KEY = "x-cvmatch-http-status"
 ERROR_BODY_KEY = "x-cvmatch-error-body"
 REQUEST_ID_KEY = "x-request-id"
+
+# Headers every error of the current call carries besides its own: the gateway puts the caller's
+# X-RateLimit-* here once the request is admitted, so that no handler attaches them to each error.
+error_headers_var: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("error_headers", default=())
 
 INTERNAL_MESSAGE = "An internal error occurred. Retry later; contact support with the request id if it persists."
 
@@ -124,6 +128,8 @@ async def abort_with(context: grpc.aio.ServicerContext[Any, Any], err: DomainErr
     md = error_metadata(err, request_id_var.get())
     if extra:
         md.extend(extra)
+    present = {key for key, _ in md}
+    md.extend(h for h in error_headers_var.get() if h[0] not in present)
     await context.abort(err.code, err.message, trailing_metadata=tuple(md))
 
 
@@ -140,6 +146,7 @@ Behavior = Callable[..., Any]
 def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         token = request_id_var.set(_request_id(context))
+        error_headers_var.set(())
         try:
             return await behavior(request, context)
         except DomainError as err:
@@ -163,6 +170,7 @@ def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
 def _wrap_stream(behavior: Behavior, method: str) -> Behavior:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         token = request_id_var.set(_request_id(context))
+        error_headers_var.set(())
         try:
             async for item in behavior(request, context):
                 yield item
@@ -170,6 +178,11 @@ def _wrap_stream(behavior: Behavior, method: str) -> Behavior:
             await abort_with(context, err)
         except grpc.aio.AbortError:
             raise
+        except grpc.aio.AioRpcError as exc:
+            mapped = from_downstream(exc)
+            if mapped.reason in ("INTERNAL", "UNAVAILABLE"):
+                log.warning("downstream call failed in %s", method, extra={"code": exc.code().name})
+            await abort_with(context, mapped)
         except Exception:
             log.exception("unhandled error in %s", method)
             await abort_with(context, _internal())

@@ -16,7 +16,6 @@ from cvmatch.api.gateway.v1 import gateway_service_pb2_grpc as gw_grpc
 from cvmatch.api.gateway.v1 import resources_pb2
 from cvmatch.gateway.auth import Authenticator
 from cvmatch.gateway.respond import meta, nullable, rfc3339, send_headers
-from cvmatch.gateway.submitting import rate_headers_on_error
 from cvmatch.platform import errors
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -32,9 +31,8 @@ class CreditsService(gw_grpc.CreditsServiceServicer):
     async def GetCreditBalance(self, request: gw.GetCreditBalanceRequest,
                                context: Context) -> gw.GetCreditBalanceResponse:
         caller = await self._auth.authorize(context, "match:read")
-        with rate_headers_on_error(caller):
-            bal: billing.GetBalanceResponse = await self._billing.GetBalance(
-                billing.GetBalanceRequest(account_id=caller.account_id))
+        bal: billing.GetBalanceResponse = await self._billing.GetBalance(
+            billing.GetBalanceRequest(account_id=caller.account_id))
         await send_headers(context, caller)
         return gw.GetCreditBalanceResponse(balance=bal.available, available=bal.available,
                                            reserved=bal.reserved, used=bal.captured)
@@ -58,24 +56,23 @@ class ApiKeysService(gw_grpc.ApiKeysServiceServicer):
 
     async def CreateApiKey(self, request: gw.CreateApiKeyRequest, context: Context) -> gw.CreateApiKeyResponse:
         caller = await self._auth.authorize(context, "admin")
-        with rate_headers_on_error(caller):
-            if not request.name.strip():
-                raise errors.invalid_input("The 'name' field is required", "name")
-            req = billing.CreateApiKeyRequest(account_id=caller.account_id, name=request.name.strip(),
-                                              scopes=list(request.scopes) or ["match:execute"])
-            if request.expires_at:
-                try:
-                    when = dt.datetime.fromisoformat(request.expires_at.replace("Z", "+00:00"))
-                except ValueError:
-                    raise errors.invalid_input("'expires_at' must be an RFC 3339 timestamp", "expires_at") from None
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=dt.UTC)
-                if when <= dt.datetime.now(dt.UTC):
-                    raise errors.invalid_input("'expires_at' must be in the future", "expires_at")
-                ts = timestamp_pb2.Timestamp()
-                ts.FromDatetime(when)
-                req.expire_time.CopyFrom(ts)
-            resp: billing.CreateApiKeyResponse = await self._billing.CreateApiKey(req)
+        if not request.name.strip():
+            raise errors.invalid_input("The 'name' field is required", "name")
+        req = billing.CreateApiKeyRequest(account_id=caller.account_id, name=request.name.strip(),
+                                          scopes=list(request.scopes) or ["match:execute"])
+        if request.expires_at:
+            try:
+                when = dt.datetime.fromisoformat(request.expires_at.replace("Z", "+00:00"))
+            except ValueError:
+                raise errors.invalid_input("'expires_at' must be an RFC 3339 timestamp", "expires_at") from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            if when <= dt.datetime.now(dt.UTC):
+                raise errors.invalid_input("'expires_at' must be in the future", "expires_at")
+            ts = timestamp_pb2.Timestamp()
+            ts.FromDatetime(when)
+            req.expire_time.CopyFrom(ts)
+        resp: billing.CreateApiKeyResponse = await self._billing.CreateApiKey(req)
         await send_headers(context, caller, 201)
         return gw.CreateApiKeyResponse(success=True, data=_key_data(resp.api_key, resp.secret),
                                        message="API key created. Store it now: it is not shown again.",
@@ -83,18 +80,16 @@ class ApiKeysService(gw_grpc.ApiKeysServiceServicer):
 
     async def ListApiKeys(self, request: gw.ListApiKeysRequest, context: Context) -> gw.ListApiKeysResponse:
         caller = await self._auth.authorize(context, "admin")
-        with rate_headers_on_error(caller):
-            resp: billing.ListApiKeysResponse = await self._billing.ListApiKeys(
-                billing.ListApiKeysRequest(account_id=caller.account_id))
+        resp: billing.ListApiKeysResponse = await self._billing.ListApiKeys(
+            billing.ListApiKeysRequest(account_id=caller.account_id))
         await send_headers(context, caller)
         return gw.ListApiKeysResponse(success=True, data=[_key_data(k) for k in resp.api_keys],
                                       message="OK", meta=meta())
 
     async def RevokeApiKey(self, request: gw.RevokeApiKeyRequest, context: Context) -> gw.RevokeApiKeyResponse:
         caller = await self._auth.authorize(context, "admin")
-        with rate_headers_on_error(caller):
-            resp: billing.RevokeApiKeyResponse = await self._billing.RevokeApiKey(
-                billing.RevokeApiKeyRequest(account_id=caller.account_id, key_id=request.key_id))
+        resp: billing.RevokeApiKeyResponse = await self._billing.RevokeApiKey(
+            billing.RevokeApiKeyRequest(account_id=caller.account_id, key_id=request.key_id))
         await send_headers(context, caller)
         return gw.RevokeApiKeyResponse(success=True, data=_key_data(resp.api_key), message="API key revoked",
                                        meta=meta())

@@ -35,6 +35,7 @@ import grpc
 from cvmatch.api.billing.v1 import billing_service_pb2 as billing
 from cvmatch.api.billing.v1 import billing_service_pb2_grpc as billing_grpc
 from cvmatch.platform import errors
+from cvmatch.platform.interceptors import error_headers_var
 
 log = logging.getLogger(__name__)
 
@@ -271,10 +272,10 @@ class Authenticator:
         # Server-Timing lets an operator (and tools/bench_billing.py) see what authentication and the
         # limits cost this request, through Envoy, without guessing from end-to-end latency.
         headers += (("server-timing", f"auth;dur={(time.perf_counter() - started) * 1000:.3f}"),)
+        # From here on every error of this call carries the headers (the error interceptor adds them).
+        error_headers_var.set(headers)
         if not _scope_ok(scopes, scope):
-            err = errors.permission_denied(f"This API key lacks the '{scope}' permission")
-            err.headers = headers
-            raise err
+            raise errors.permission_denied(f"This API key lacks the '{scope}' permission")
         return Caller(auth.key_id, auth.account.account_id, scopes, auth.account.plan,
                       auth.account.limits.max_cvs_per_job, headers)
 

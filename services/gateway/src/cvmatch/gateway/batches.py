@@ -17,7 +17,7 @@ from cvmatch.gateway import forms, views
 from cvmatch.gateway.auth import Caller
 from cvmatch.gateway.backends import Backends
 from cvmatch.gateway.respond import rfc3339, send_headers
-from cvmatch.gateway.submitting import Context, Submitter, header_value, page_bounds, rate_headers_on_error
+from cvmatch.gateway.submitting import Context, Submitter, header_value, page_bounds
 from cvmatch.platform.logging import request_id_var
 
 SYNC_POLL_FIRST = 0.1
@@ -35,14 +35,13 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
     async def _submit(self, body: AsyncIterator[httpbody_pb2.HttpBody],
                       context: Context) -> tuple[batch_pb2.Batch, bool, Caller]:
         caller = await self._auth.authorize(context, "match:execute")
-        with rate_headers_on_error(caller):
-            form = await self._sub.read(body)
-            try:
-                sub = forms.batch_submission(form, caller.account_id, request_id_var.get(),
-                                             header_value(context, "idempotency-key"))
-                resp = await self._sub.send(sub)
-            finally:
-                form.close()
+        form = await self._sub.read(body)
+        try:
+            sub = forms.batch_submission(form, caller.account_id, request_id_var.get(),
+                                         header_value(context, "idempotency-key"))
+            resp = await self._sub.send(sub)
+        finally:
+            form.close()
         return resp.batch, resp.idempotent_replay, caller
 
     async def SubmitBatchJob(self, request_iterator: AsyncIterator[httpbody_pb2.HttpBody],
@@ -64,15 +63,13 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
     async def GetBatchJobStatus(self, request: gw.GetBatchJobStatusRequest,
                                 context: Context) -> resources_pb2.BatchJob:
         caller = await self._auth.authorize(context, "match:read")
-        with rate_headers_on_error(caller):
-            batch = await self._backends.batch(request.batch_job_id, caller.account_id)
+        batch = await self._backends.batch(request.batch_job_id, caller.account_id)
         await send_headers(context, caller)
         return views.batch_job(batch)
 
     async def GetBatchStatus(self, request: gw.GetBatchStatusRequest, context: Context) -> gw.GetBatchStatusResponse:
         caller = await self._auth.authorize(context, "match:read")
-        with rate_headers_on_error(caller):
-            batch = await self._backends.batch(request.batch_id, caller.account_id)
+        batch = await self._backends.batch(request.batch_id, caller.account_id)
         await send_headers(context, caller)
         job = views.batch_job(batch)
         return gw.GetBatchStatusResponse(
@@ -83,10 +80,9 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
     async def GetBatchJobResults(self, request: gw.GetBatchJobResultsRequest,
                                  context: Context) -> gw.GetBatchJobResultsResponse:
         caller = await self._auth.authorize(context, "match:read")
-        with rate_headers_on_error(caller):
-            skip, limit = page_bounds(request.skip, request.limit if request.HasField("limit") else None)
-            batch = await self._backends.batch(request.batch_job_id, caller.account_id)
-            page = await self._backends.results(batch, skip, limit)
+        skip, limit = page_bounds(request.skip, request.limit if request.HasField("limit") else None)
+        batch = await self._backends.batch(request.batch_job_id, caller.account_id)
+        page = await self._backends.results(batch, skip, limit)
         await send_headers(context, caller)
         job = views.batch_job(batch)
         return gw.GetBatchJobResultsResponse(
@@ -99,10 +95,9 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
     async def GetBatchResults(self, request: gw.GetBatchResultsRequest,
                               context: Context) -> gw.GetBatchResultsResponse:
         caller = await self._auth.authorize(context, "match:read")
-        with rate_headers_on_error(caller):
-            skip, limit = page_bounds(request.skip, request.limit if request.HasField("limit") else None)
-            batch = await self._backends.batch(request.batch_id, caller.account_id)
-            page = await self._backends.results(batch, skip, limit)
+        skip, limit = page_bounds(request.skip, request.limit if request.HasField("limit") else None)
+        batch = await self._backends.batch(request.batch_id, caller.account_id)
+        page = await self._backends.results(batch, skip, limit)
         await send_headers(context, caller)
         return gw.GetBatchResultsResponse(
             batch_id=batch.batch_id, status=views.status_of(batch), job_title=page.job_title,
@@ -116,22 +111,21 @@ class BatchJobsService(gw_grpc.BatchJobsServiceServicer):
         # answer always leaves before the edge's timeouts of this route (above SYNC_MAX_TIMEOUT).
         arrived = time.monotonic()
         caller = await self._auth.authorize(context, "match:execute")
-        with rate_headers_on_error(caller):
-            form = await self._sub.read(request_iterator)
-            try:
-                sub, timeout = forms.sync_submission(form, caller.account_id, request_id_var.get(),
-                                                     header_value(context, "idempotency-key"))
-                resp = await self._sub.send(sub)
-            finally:
-                form.close()
-            batch = resp.batch
-            deadline = arrived + timeout
-            delay = SYNC_POLL_FIRST
-            while views.status_of(batch) not in views.TERMINAL and time.monotonic() < deadline:
-                await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                delay = min(SYNC_POLL_MAX, delay * 1.5)
-                batch = await self._backends.batch(batch.batch_id, caller.account_id)
-            page = await self._backends.results(batch, 0, forms.SYNC_MAX_CANDIDATES + batch.failed_candidates)
+        form = await self._sub.read(request_iterator)
+        try:
+            sub, timeout = forms.sync_submission(form, caller.account_id, request_id_var.get(),
+                                                 header_value(context, "idempotency-key"))
+            resp = await self._sub.send(sub)
+        finally:
+            form.close()
+        batch = resp.batch
+        deadline = arrived + timeout
+        delay = SYNC_POLL_FIRST
+        while views.status_of(batch) not in views.TERMINAL and time.monotonic() < deadline:
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(SYNC_POLL_MAX, delay * 1.5)
+            batch = await self._backends.batch(batch.batch_id, caller.account_id)
+        page = await self._backends.results(batch, 0, forms.SYNC_MAX_CANDIDATES + batch.failed_candidates)
         await send_headers(context, caller)
         job = views.batch_job(batch)
         return gw.SyncBatchResponse(

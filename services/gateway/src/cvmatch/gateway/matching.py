@@ -15,7 +15,7 @@ from cvmatch.api.matcher.v1 import match_result_pb2
 from cvmatch.gateway import forms, views
 from cvmatch.gateway.backends import Backends, outcome_name
 from cvmatch.gateway.respond import nullable, rfc3339, send_headers
-from cvmatch.gateway.submitting import Context, Submitter, header_value, rate_headers_on_error
+from cvmatch.gateway.submitting import Context, Submitter, header_value
 from cvmatch.platform.errors import DomainError
 from cvmatch.platform.interceptors import from_downstream
 from cvmatch.platform.logging import request_id_var
@@ -38,14 +38,13 @@ class MatchJobsService(gw_grpc.MatchJobsServiceServicer):
     async def CreateMatchJob(self, request_iterator: AsyncIterator[httpbody_pb2.HttpBody],
                              context: Context) -> gw.CreateMatchJobResponse:
         caller = await self._auth.authorize(context, "match:execute")
-        with rate_headers_on_error(caller):
-            form = await self._sub.read(request_iterator)
-            try:
-                sub = forms.match_submission(form, caller.account_id, request_id_var.get(),
-                                             header_value(context, "idempotency-key"), caller.max_cvs_per_job)
-                resp = await self._sub.send(sub)
-            finally:
-                form.close()
+        form = await self._sub.read(request_iterator)
+        try:
+            sub = forms.match_submission(form, caller.account_id, request_id_var.get(),
+                                         header_value(context, "idempotency-key"), caller.max_cvs_per_job)
+            resp = await self._sub.send(sub)
+        finally:
+            form.close()
         await send_headers(context, caller)
         skipped = [resources_pb2.SkippedCv(filename=f.filename, reason=reason, message=message)
                    for f, reason, message in sub.skipped]
@@ -61,17 +60,16 @@ class MatchJobsService(gw_grpc.MatchJobsServiceServicer):
     async def GetMatchJobProgress(self, request: gw.GetMatchJobProgressRequest,
                                   context: Context) -> gw.GetMatchJobProgressResponse:
         caller = await self._auth.authorize(context, "match:read")
-        with rate_headers_on_error(caller):
-            batch = await self._backends.batch(request.job_id, caller.account_id)
-            total = batch.total_candidates
-            done = min(total, batch.processed_candidates)
-            waiting = max(0, total - done)
-            pending, processing = waiting, 0
-            if waiting and views.status_of(batch) == "processing" and total <= PROGRESS_DETAIL_LIMIT:
-                # Split the unfinished CVs: PENDING awaits extraction, INGESTED is with the matcher.
-                outcomes = [c.outcome for c in await self._backends.candidates(batch)]
-                processing = min(waiting, sum(o == batch_pb2.CANDIDATE_OUTCOME_INGESTED for o in outcomes))
-                pending = waiting - processing
+        batch = await self._backends.batch(request.job_id, caller.account_id)
+        total = batch.total_candidates
+        done = min(total, batch.processed_candidates)
+        waiting = max(0, total - done)
+        pending, processing = waiting, 0
+        if waiting and views.status_of(batch) == "processing" and total <= PROGRESS_DETAIL_LIMIT:
+            # Split the unfinished CVs: PENDING awaits extraction, INGESTED is with the matcher.
+            outcomes = [c.outcome for c in await self._backends.candidates(batch)]
+            processing = min(waiting, sum(o == batch_pb2.CANDIDATE_OUTCOME_INGESTED for o in outcomes))
+            pending = waiting - processing
         await send_headers(context, caller)
         return gw.GetMatchJobProgressResponse(
             status=views.status_of(batch), total=total, completed=done, pending=pending,
@@ -79,9 +77,8 @@ class MatchJobsService(gw_grpc.MatchJobsServiceServicer):
 
     async def GetMatchJob(self, request: gw.GetMatchJobRequest, context: Context) -> gw.GetMatchJobResponse:
         caller = await self._auth.authorize(context, "match:read")
-        with rate_headers_on_error(caller):
-            batch = await self._backends.batch(request.job_id, caller.account_id)
-            results, failures = await all_results(self._backends, batch)
+        batch = await self._backends.batch(request.job_id, caller.account_id)
+        results, failures = await all_results(self._backends, batch)
         await send_headers(context, caller)
         return gw.GetMatchJobResponse(
             job_id=batch.batch_id, status=views.status_of(batch),
@@ -115,29 +112,27 @@ class DeepMatchService(gw_grpc.DeepMatchServiceServicer):
     async def SubmitDeepMatch(self, request_iterator: AsyncIterator[httpbody_pb2.HttpBody],
                               context: Context) -> gw.SubmitDeepMatchResponse:
         caller = await self._auth.authorize(context, DEEP_MATCH_SCOPE)
-        with rate_headers_on_error(caller):
-            form = await self._sub.read(request_iterator)
+        form = await self._sub.read(request_iterator)
+        try:
+            sub = forms.deep_match_submission(form, caller.account_id, request_id_var.get(),
+                                              header_value(context, "idempotency-key"))
+            forms.check_pdf_magic(sub)
+            await self._sub.check_webhook(sub.webhook_url)
             try:
-                sub = forms.deep_match_submission(form, caller.account_id, request_id_var.get(),
-                                                  header_value(context, "idempotency-key"))
-                forms.check_pdf_magic(sub)
-                await self._sub.check_webhook(sub.webhook_url)
-                try:
-                    resp = await self._sub.submit(sub)
-                except grpc.aio.AioRpcError as exc:
-                    raise _pipeline_error(exc) from None
-            finally:
-                form.close()
+                resp = await self._sub.submit(sub)
+            except grpc.aio.AioRpcError as exc:
+                raise _pipeline_error(exc) from None
+        finally:
+            form.close()
         await send_headers(context, caller, 200 if resp.idempotent_replay else 202)
         return gw.SubmitDeepMatchResponse(id=resp.batch.batch_id, status=views.status_of(resp.batch),
                                           idempotent_replay=resp.idempotent_replay)
 
     async def GetDeepMatch(self, request: gw.GetDeepMatchRequest, context: Context) -> gw.GetDeepMatchResponse:
         caller = await self._auth.authorize(context, DEEP_MATCH_SCOPE)
-        with rate_headers_on_error(caller):
-            batch = await self._backends.batch(request.id, caller.account_id)
-            status = views.status_of(batch)
-            page = await self._backends.results(batch, 0, 1) if status in views.TERMINAL else None
+        batch = await self._backends.batch(request.id, caller.account_id)
+        status = views.status_of(batch)
+        page = await self._backends.results(batch, 0, 1) if status in views.TERMINAL else None
         await send_headers(context, caller)
         out = gw.GetDeepMatchResponse(id=batch.batch_id, status=status, created_at=rfc3339(batch.create_time),
                                       completed_at=nullable(rfc3339(batch.complete_time)),

@@ -1,10 +1,9 @@
-"""What every upload endpoint does: authenticate before reading the body, parse it under limits, send the
-batch to ingest, and keep X-RateLimit-* on errors raised after authentication."""
+"""What every upload endpoint does: authenticate before reading the body, parse it under limits and send the
+batch to ingest."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
@@ -12,7 +11,7 @@ from google.api import httpbody_pb2
 
 from cvmatch.api.ingest.v1 import batch_pb2
 from cvmatch.api.ingest.v1 import ingest_service_pb2 as ingest
-from cvmatch.gateway.auth import Authenticator, Caller
+from cvmatch.gateway.auth import Authenticator
 from cvmatch.gateway.backends import Backends
 from cvmatch.gateway.forms import CANDIDATE_FILE, Submission
 from cvmatch.gateway.uploads import Form, Limits, read_form
@@ -32,21 +31,6 @@ def header_value(context: Context, name: str) -> str:
         if key == name and isinstance(value, str):
             return value
     return ""
-
-
-@contextlib.contextmanager
-def rate_headers_on_error(caller: Caller) -> Iterator[None]:
-    """Errors after authentication still carry the caller's X-RateLimit-* headers; downstream errors are
-    rebuilt here (rather than in the interceptor) so that the headers can be attached."""
-    try:
-        yield
-    except DomainError as err:
-        err.headers = (*caller.rate_headers, *err.headers)
-        raise
-    except grpc.aio.AioRpcError as exc:
-        mapped = from_downstream(exc)
-        mapped.headers = (*caller.rate_headers, *mapped.headers)
-        raise mapped from None
 
 
 def page_bounds(skip: int, limit: int | None, default: int = 100) -> tuple[int, int]:

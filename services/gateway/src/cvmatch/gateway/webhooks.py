@@ -26,7 +26,6 @@ from cvmatch.api.notifier.v1 import notifier_service_pb2_grpc as notifier_grpc
 from cvmatch.api.notifier.v1 import webhook_pb2
 from cvmatch.gateway.auth import Authenticator, Caller
 from cvmatch.gateway.respond import meta, nullable, rfc3339, send_headers
-from cvmatch.gateway.submitting import rate_headers_on_error
 from cvmatch.platform import errors
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -76,17 +75,14 @@ class WebhooksService(gw_grpc.WebhooksServiceServicer):
         naming the first otherwise."""
         caller = await self._auth.authorize(context)
         if not caller.scopes & set(scopes):
-            err = errors.permission_denied(f"This API key lacks the '{scopes[0]}' permission")
-            err.headers = caller.rate_headers
-            raise err
+            raise errors.permission_denied(f"This API key lacks the '{scopes[0]}' permission")
         return caller
 
     async def CreateWebhook(self, request: gw.CreateWebhookRequest, context: Context) -> gw.WebhookResponse:
         caller = await self._authorize(context, MANAGE)
-        with rate_headers_on_error(caller):
-            resp: notifier.CreateEndpointResponse = await self._notifier.CreateEndpoint(
-                notifier.CreateEndpointRequest(account_id=caller.account_id, url=request.url,
-                                               events=list(request.events), description=request.description))
+        resp: notifier.CreateEndpointResponse = await self._notifier.CreateEndpoint(
+            notifier.CreateEndpointRequest(account_id=caller.account_id, url=request.url,
+                                           events=list(request.events), description=request.description))
         await send_headers(context, caller, 201)
         return gw.WebhookResponse(success=True, data=webhook_data(resp.endpoint, resp.secret),
                                   message="Webhook created. Store the secret now: it is not shown again.",
@@ -94,67 +90,62 @@ class WebhooksService(gw_grpc.WebhooksServiceServicer):
 
     async def ListWebhooks(self, request: gw.ListWebhooksRequest, context: Context) -> gw.ListWebhooksResponse:
         caller = await self._authorize(context, READ)
-        with rate_headers_on_error(caller):
-            resp: notifier.ListEndpointsResponse = await self._notifier.ListEndpoints(
-                notifier.ListEndpointsRequest(account_id=caller.account_id))
+        resp: notifier.ListEndpointsResponse = await self._notifier.ListEndpoints(
+            notifier.ListEndpointsRequest(account_id=caller.account_id))
         await send_headers(context, caller)
         return gw.ListWebhooksResponse(success=True, data=[webhook_data(e) for e in resp.endpoints], message="OK",
                                        meta=meta())
 
     async def GetWebhook(self, request: gw.GetWebhookRequest, context: Context) -> gw.WebhookResponse:
         caller = await self._authorize(context, READ)
-        with rate_headers_on_error(caller):
-            resp: notifier.GetEndpointResponse = await self._notifier.GetEndpoint(notifier.GetEndpointRequest(
-                account_id=caller.account_id, endpoint_id=_id(request.webhook_id, "webhook_id")))
+        resp: notifier.GetEndpointResponse = await self._notifier.GetEndpoint(notifier.GetEndpointRequest(
+            account_id=caller.account_id, endpoint_id=_id(request.webhook_id, "webhook_id")))
         await send_headers(context, caller)
         return gw.WebhookResponse(success=True, data=webhook_data(resp.endpoint), message="OK", meta=meta())
 
     async def UpdateWebhook(self, request: gw.UpdateWebhookRequest, context: Context) -> gw.WebhookResponse:
         caller = await self._authorize(context, MANAGE)
-        with rate_headers_on_error(caller):
-            req = notifier.UpdateEndpointRequest(account_id=caller.account_id,
-                                                 endpoint_id=_id(request.webhook_id, "webhook_id"))
-            if request.HasField("url"):
-                req.url = request.url
-            # JSON cannot tell an absent list from an empty one here: an empty list leaves the events alone.
-            if request.events:
-                req.events.extend(request.events)
-                req.update_events = True
-            if request.HasField("enabled"):
-                req.enabled = request.enabled
-            if request.HasField("description"):
-                req.description = request.description
-            resp: notifier.UpdateEndpointResponse = await self._notifier.UpdateEndpoint(req)
+        req = notifier.UpdateEndpointRequest(account_id=caller.account_id,
+                                             endpoint_id=_id(request.webhook_id, "webhook_id"))
+        if request.HasField("url"):
+            req.url = request.url
+        # JSON cannot tell an absent list from an empty one here: an empty list leaves the events alone.
+        if request.events:
+            req.events.extend(request.events)
+            req.update_events = True
+        if request.HasField("enabled"):
+            req.enabled = request.enabled
+        if request.HasField("description"):
+            req.description = request.description
+        resp: notifier.UpdateEndpointResponse = await self._notifier.UpdateEndpoint(req)
         await send_headers(context, caller)
         return gw.WebhookResponse(success=True, data=webhook_data(resp.endpoint), message="Webhook updated",
                                   meta=meta())
 
     async def DeleteWebhook(self, request: gw.DeleteWebhookRequest, context: Context) -> gw.DeleteWebhookResponse:
         caller = await self._authorize(context, MANAGE)
-        with rate_headers_on_error(caller):
-            await self._notifier.DeleteEndpoint(notifier.DeleteEndpointRequest(
-                account_id=caller.account_id, endpoint_id=_id(request.webhook_id, "webhook_id")))
+        await self._notifier.DeleteEndpoint(notifier.DeleteEndpointRequest(
+            account_id=caller.account_id, endpoint_id=_id(request.webhook_id, "webhook_id")))
         await send_headers(context, caller)
         return gw.DeleteWebhookResponse(success=True, message="Webhook deleted", meta=meta())
 
     async def RotateWebhookSecret(self, request: gw.RotateWebhookSecretRequest,
                                   context: Context) -> gw.WebhookResponse:
         caller = await self._authorize(context, MANAGE)
-        with rate_headers_on_error(caller):
-            endpoint_id = _id(request.webhook_id, "webhook_id")
-            req = notifier.RotateSecretRequest(account_id=caller.account_id, endpoint_id=endpoint_id)
-            if request.HasField("overlap_seconds"):
-                req.overlap_seconds = request.overlap_seconds
-            rotated: notifier.RotateSecretResponse = await self._notifier.RotateSecret(req)
-            if endpoint_id == SUBMISSIONS_ID:
-                # Not a stored endpoint: the account-wide secret of every per-batch webhook_url.
-                data = resources_pb2.WebhookData(
-                    id=SUBMISSIONS_ID, events=list(SUBMISSION_EVENTS), enabled=True, secret=rotated.secret,
-                    description="Signs every submission's webhook_url deliveries")
-            else:
-                got: notifier.GetEndpointResponse = await self._notifier.GetEndpoint(notifier.GetEndpointRequest(
-                    account_id=caller.account_id, endpoint_id=endpoint_id))
-                data = webhook_data(got.endpoint, rotated.secret)
+        endpoint_id = _id(request.webhook_id, "webhook_id")
+        req = notifier.RotateSecretRequest(account_id=caller.account_id, endpoint_id=endpoint_id)
+        if request.HasField("overlap_seconds"):
+            req.overlap_seconds = request.overlap_seconds
+        rotated: notifier.RotateSecretResponse = await self._notifier.RotateSecret(req)
+        if endpoint_id == SUBMISSIONS_ID:
+            # Not a stored endpoint: the account-wide secret of every per-batch webhook_url.
+            data = resources_pb2.WebhookData(
+                id=SUBMISSIONS_ID, events=list(SUBMISSION_EVENTS), enabled=True, secret=rotated.secret,
+                description="Signs every submission's webhook_url deliveries")
+        else:
+            got: notifier.GetEndpointResponse = await self._notifier.GetEndpoint(notifier.GetEndpointRequest(
+                account_id=caller.account_id, endpoint_id=endpoint_id))
+            data = webhook_data(got.endpoint, rotated.secret)
         await send_headers(context, caller)
         return gw.WebhookResponse(
             success=True, data=data, meta=meta(),
@@ -162,9 +153,8 @@ class WebhooksService(gw_grpc.WebhooksServiceServicer):
 
     async def TestWebhook(self, request: gw.TestWebhookRequest, context: Context) -> gw.WebhookDeliveryResponse:
         caller = await self._authorize(context, MANAGE)
-        with rate_headers_on_error(caller):
-            resp: notifier.SendTestEventResponse = await self._notifier.SendTestEvent(notifier.SendTestEventRequest(
-                account_id=caller.account_id, endpoint_id=_id(request.webhook_id, "webhook_id")))
+        resp: notifier.SendTestEventResponse = await self._notifier.SendTestEvent(notifier.SendTestEventRequest(
+            account_id=caller.account_id, endpoint_id=_id(request.webhook_id, "webhook_id")))
         # Queued, not yet sent: the delivery log shows the outcome.
         await send_headers(context, caller, 202)
         return gw.WebhookDeliveryResponse(success=True, data=delivery_data(resp.delivery),
@@ -173,11 +163,10 @@ class WebhooksService(gw_grpc.WebhooksServiceServicer):
     async def ListWebhookDeliveries(self, request: gw.ListWebhookDeliveriesRequest,
                                     context: Context) -> gw.ListWebhookDeliveriesResponse:
         caller = await self._authorize(context, READ)
-        with rate_headers_on_error(caller):
-            resp: notifier.ListDeliveriesResponse = await self._notifier.ListDeliveries(
-                notifier.ListDeliveriesRequest(
-                    account_id=caller.account_id, endpoint_id=_id(request.webhook_id, "webhook_id"),
-                    status=request.status, limit=request.limit if request.HasField("limit") else 0))
+        resp: notifier.ListDeliveriesResponse = await self._notifier.ListDeliveries(
+            notifier.ListDeliveriesRequest(
+                account_id=caller.account_id, endpoint_id=_id(request.webhook_id, "webhook_id"),
+                status=request.status, limit=request.limit if request.HasField("limit") else 0))
         await send_headers(context, caller)
         return gw.ListWebhookDeliveriesResponse(success=True, data=[delivery_data(d) for d in resp.deliveries],
                                                 message="OK", meta=meta())
@@ -185,12 +174,11 @@ class WebhooksService(gw_grpc.WebhooksServiceServicer):
     async def ReplayWebhookDeliveries(self, request: gw.ReplayWebhookDeliveriesRequest,
                                       context: Context) -> gw.ReplayWebhookDeliveriesResponse:
         caller = await self._authorize(context, MANAGE)
-        with rate_headers_on_error(caller):
-            delivery_id = _id(request.delivery_id, "delivery_id")
-            resp: notifier.ReplayDeliveriesResponse = await self._notifier.ReplayDeliveries(
-                notifier.ReplayDeliveriesRequest(account_id=caller.account_id,
-                                                 endpoint_id=_id(request.webhook_id, "webhook_id"),
-                                                 delivery_id="" if delivery_id == "all" else delivery_id))
+        delivery_id = _id(request.delivery_id, "delivery_id")
+        resp: notifier.ReplayDeliveriesResponse = await self._notifier.ReplayDeliveries(
+            notifier.ReplayDeliveriesRequest(account_id=caller.account_id,
+                                             endpoint_id=_id(request.webhook_id, "webhook_id"),
+                                             delivery_id="" if delivery_id == "all" else delivery_id))
         data = struct_pb2.Struct()
         data.update({"replayed": resp.replayed})
         await send_headers(context, caller, 202)
