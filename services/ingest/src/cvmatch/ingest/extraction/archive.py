@@ -44,7 +44,8 @@ _METHOD_NAMES = {
     93: "zstandard",
 }
 
-_JUNK_BASENAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", ".directory"})
+# Files that are never candidates and would only be noise in a batch's report (OS and sync droppings).
+_JUNK_BASENAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", ".directory", "icon\r"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +105,10 @@ def _declared_entry_count(data: bytes, field: str) -> int:
     return int(struct.unpack_from("<Q", data, rec + 32)[0])
 
 
-def _is_junk(name: str) -> bool:
-    """macOS resource forks, Finder/Explorer metadata and directories: ignored without an outcome."""
-    if name.endswith("/"):
+def is_junk(name: str) -> bool:
+    """macOS resource forks, Finder/Explorer metadata and directories (in archives and in sources'
+    listings alike): ignored without an outcome."""
+    if not name or name.endswith("/"):
         return True
     parts = name.split("/")
     if any(p == "__MACOSX" for p in parts):
@@ -197,7 +199,7 @@ def _plan(
     for index, info in enumerate(infos):
         raw = info.filename
         name = raw.replace("\\", "/")
-        if _is_junk(name):
+        if is_junk(name):
             continue
 
         def skip(outcome: Outcome, message: str, name: str = name, index: int = index) -> None:

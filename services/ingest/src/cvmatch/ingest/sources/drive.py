@@ -21,12 +21,13 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from ..extraction.archive import is_junk
 from ..extraction.outcomes import Outcome
 from .base import check_count, classify, too_large
 from .config import DriveConfig
 from .credentials import GoogleServiceAccount, OAuthToken
 from .errors import ItemGone, SourceError, SourceFailure, scrub
-from .items import CV_EXTENSIONS, FetchedItem, SourceItem, extension, is_junk
+from .items import CV_EXTENSIONS, FetchedItem, SourceItem, extension
 from .settings import SourceSettings
 
 SCOPE = "https://www.googleapis.com/auth/drive.readonly"

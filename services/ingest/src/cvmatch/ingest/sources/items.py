@@ -13,16 +13,6 @@ from ..extraction.sniff import EXTENSION_KINDS
 #: Extensions of the files a source passes on to extraction (those the upload path parses).
 CV_EXTENSIONS = frozenset(EXTENSION_KINDS)
 
-# Files that are never candidates and would only be noise in the batch report (OS and sync droppings).
-_JUNK_BASENAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", ".directory", "icon\r"})
-
-
-def is_junk(name: str) -> bool:
-    """True for OS metadata files that are dropped silently (not reported as unsupported)."""
-    base = posixpath.basename(name).lower()
-    return not base or base.startswith("._") or base in _JUNK_BASENAMES
-
-
 def extension(name: str) -> str:
     """The lower-cased extension of the last path component."""
     return posixpath.splitext(posixpath.basename(name))[1].lower()

@@ -27,11 +27,12 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from ..extraction.archive import is_junk
 from .base import check_count, classify, too_large
 from .config import S3Config
 from .credentials import AwsCredentials
 from .errors import ItemGone, SourceError, SourceFailure
-from .items import FetchedItem, SourceItem, is_junk
+from .items import FetchedItem, SourceItem
 from .settings import SourceSettings
 
 # botocore's DEBUG records print whole requests, headers included: X-Amz-Security-Token is a live secret.
