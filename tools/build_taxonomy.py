@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import re
 import sys
 from collections import Counter, defaultdict
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The engine's title-word normalisation: rarity counts must use the words the engine compares.
+from cvmatch.matcher.engine.occupations import WEIGHT_SCALE, profile_terms, term_weight
 from cvmatch.matcher.engine.taxonomy import singular_title, surface_prefixes, title_words
 
 FORMAT_VERSION = 2
@@ -40,6 +42,15 @@ MAX_LABEL_CHARS = 48
 # A lowercase word seen this often in O*NET task statements / occupation descriptions is ordinary English.
 GENERAL_WORD_MIN_COUNT = 4
 SO_MIN_COUNT = 4000
+
+# Occupation term profiles (the engine's work-history fit): how much each O*NET field counts per word, and
+# how many of its strongest terms each occupation keeps.  The title says most; the 50-200 alternate titles
+# add the many names of a trade; technology names are mostly shared office tools, so they count little.
+# Terms are words and pairs of adjacent words (see profile_terms).  Tuned on the livecareer development set
+# with tools/bench_ranking.py: 150 terms keep the index small (~140k postings) and ranked better than the
+# full profiles, whose long tails of rare words make every CV look a little like everything.
+PROFILE_FIELD_WEIGHTS = {"title": 5.0, "alt": 1.0, "description": 1.5, "task": 1.0, "tech": 0.2}
+PROFILE_TERMS = 150
 
 csv.field_size_limit(sys.maxsize)
 
@@ -569,6 +580,61 @@ def onet_aliases(example: str) -> tuple[str, list[str]]:
     return example, aliases
 
 
+def occupation_profiles(onet: Path, occ_index: dict[str, int]) -> dict[str, object]:
+    """TF-IDF term profiles of the O*NET occupations that have task statements, as an inverted index.
+
+    Each profile keeps its PROFILE_TERMS strongest terms and is L2-normalised after pruning, so a cosine is
+    a plain dot product.  Output, all flat integer arrays (numbers times WEIGHT_SCALE) so the engine loads
+    them fast: ``occupations`` (indices into the taxonomy's occupation list, in profile order), ``terms``
+    (sorted), ``idf`` and ``counts`` (postings) per term, and per posting, grouped by term in term order,
+    ``postings_occupation`` (profile index) and ``postings_weight``.
+    """
+    fields: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for r in read_tsv(onet / "Occupation Data.txt"):
+        # O*NET names occupations in the plural ("Carpenters"); CVs and job ads name a person ("Carpenter").
+        fields[r["O*NET-SOC Code"]]["title"].append(singular_title(norm(r["Title"])))
+        fields[r["O*NET-SOC Code"]]["description"].append(r["Description"])
+    for r in read_tsv(onet / "Alternate Titles.txt"):
+        fields[r["O*NET-SOC Code"]]["alt"].append(r["Alternate Title"])
+    for r in read_tsv(onet / "Sample of Reported Titles.txt"):
+        fields[r["O*NET-SOC Code"]]["alt"].append(r["Reported Job Title"])
+    for r in read_tsv(onet / "Task Statements.txt"):
+        fields[r["O*NET-SOC Code"]]["task"].append(r["Task"])
+    for r in read_tsv(onet / "Technology Skills.txt"):
+        fields[r["O*NET-SOC Code"]]["tech"].append(r["Example"])
+    # Occupations without tasks are O*NET's "all other" buckets and retired codes: no profile to speak of.
+    codes = sorted(c for c in fields if fields[c]["task"] and c in occ_index)
+    tfs: list[dict[str, float]] = []
+    for code in codes:
+        tf: dict[str, float] = defaultdict(float)
+        for name, weight in PROFILE_FIELD_WEIGHTS.items():
+            for text in fields[code][name]:
+                for term in profile_terms(text):
+                    tf[term] += weight
+        tfs.append(tf)
+    df: Counter[str] = Counter()
+    for tf in tfs:
+        df.update(tf.keys())
+    n = len(codes)
+    idf = {t: math.log(n / c) for t, c in df.items() if c < n}
+    postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i, tf in enumerate(tfs):
+        weights = sorted(((t, term_weight(x, idf[t])) for t, x in tf.items() if t in idf), key=lambda p: (-p[1], p[0]))
+        top = weights[:PROFILE_TERMS]
+        length = math.sqrt(sum(w * w for _t, w in top)) or 1.0
+        for t, w in top:
+            postings[t].append((i, round(WEIGHT_SCALE * w / length)))
+    terms = sorted(postings)
+    return {
+        "occupations": [occ_index[c] for c in codes],
+        "terms": terms,
+        "idf": [round(WEIGHT_SCALE * idf[t]) for t in terms],
+        "counts": [len(postings[t]) for t in terms],
+        "postings_occupation": [i for t in terms for i, _w in postings[t]],
+        "postings_weight": [w for t in terms for _i, w in postings[t]],
+    }
+
+
 def build(data: Path) -> dict[str, object]:
     onet = data / "onet"
     esco = data / "esco"
@@ -824,6 +890,8 @@ def build(data: Path) -> dict[str, object]:
         "title_heads": sorted({t.split()[-1] for o in occupations.values() for t in [norm(o.name), *o.titles]
                                if re.fullmatch(r"[a-z][a-z-]+", t.split()[-1])} | generic_titles),
         "onet_occupations_with_tech": onet_occupations_with_tech,
+        # Term profiles of the O*NET occupations (inverted index): what a CV's work history reads like.
+        "occupation_profiles": occupation_profiles(onet, {o.id: i for i, o in enumerate(ordered)}),
     }
 
 
@@ -848,12 +916,20 @@ O*NET 29.2 Database
   USDOL/ETA has not approved, endorsed, or tested these modifications.
   Files used: Occupation Data, Alternate Titles, Sample of Reported Titles, Technology Skills (product
   names, and how many occupations list each: the skill rarity weight), Related Occupations, Task
-  Statements (only to learn which words are ordinary English).
+  Statements (to learn which words are ordinary English).  Occupation term profiles (weighted words of
+  each occupation's title, alternate and reported titles, description, tasks and technology names,
+  pruned to the strongest terms) are derived from the same files.
 
 Stack Overflow tags
   Tag names and question counts from the Stack Exchange Data Explorer (data.stackexchange.com),
   Stack Overflow, licensed under Creative Commons Attribution-ShareAlike (CC BY-SA 4.0),
   https://creativecommons.org/licenses/by-sa/4.0/ .  Used for technical vocabulary and popularity.
+
+Licence of the compiled file
+  taxonomy.json.gz is an adapted database of the sources above. Because it includes material from
+  Stack Overflow under CC BY-SA 4.0, the compiled file as a whole is distributed under the Creative
+  Commons Attribution-ShareAlike 4.0 International licence (CC BY-SA 4.0), with the attributions above.
+  The cvmatch source code is not a derivative of it and is not affected by that licence.
 """
 
 

@@ -256,7 +256,17 @@ _QUOTED = re.compile(
 )
 
 
-@pytest.mark.parametrize("cv", [HONEST, UNDATED_WORK])
+CHEF = """Sam Cook
+Sous Chef
+
+Experience
+Sous Chef, Bistro 9
+Jan 2016 - Dec 2024
+- Prepared sauces, planned menus, ordered produce and trained line cooks in the kitchen
+"""
+
+
+@pytest.mark.parametrize("cv", [HONEST, UNDATED_WORK, CHEF])
 def test_explanations_use_evidence_only(engine: MatchEngine, cv: str) -> None:
     job = engine.parse_job(JD)
     r = engine.score(job, engine.parse_candidate(cv))
@@ -268,8 +278,22 @@ def test_explanations_use_evidence_only(engine: MatchEngine, cv: str) -> None:
         g["name"] for g in summary["qualifications"]["gaps"]
     }
     known = matched | missing | roles | quals
+    fit = r.details["roles"].get("work_history")
     assert r.strengths or r.gaps
     for sentence in [*r.strengths, *r.gaps]:
+        if sentence.startswith("Work history"):
+            # The occupational fit names the job's occupation, the CV's closest one and the CV's own words.
+            assert fit is not None, sentence
+            m = re.fullmatch(r"Work history fits (.+): (.+)\.", sentence)
+            if m:
+                assert m.group(1) == fit["occupation"] and fit["match_percentage"] >= 80
+                assert set(re.split(r", | and ", m.group(2))) <= set(fit["evidence_terms"])
+                continue
+            m = re.fullmatch(r"Work history reads more like (.+) than (.+)\.", sentence)
+            assert m, sentence
+            assert (m.group(1), m.group(2)) == (fit["closest_occupation"], fit["occupation"])
+            assert fit["match_percentage"] < 50
+            continue
         if "year" in sentence and ("experience" in sentence):
             assert f"{r.candidate_years:.1f}" in sentence  # years quoted are the dated years found
             continue

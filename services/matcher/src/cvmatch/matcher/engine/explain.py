@@ -17,6 +17,21 @@ class SkillFact:
     knockout: bool
 
 
+@dataclass(frozen=True)
+class FitFact:
+    """What the explanation may say about the work history's fit to the job's occupation."""
+
+    occupation: str
+    fit: float  # 0-1, the work-history part of the role match
+    closest: str | None  # the occupation the CV reads most like
+    terms: tuple[str, ...]  # the CV's words and phrases that drove the fit, largest first
+
+
+# A fit this high is a strength worth naming; one below WEAK_FIT is a gap (the CV reads as something else).
+STRONG_FIT = 0.8
+WEAK_FIT = 0.5
+
+
 def _fmt_years(y: float) -> str:
     return f"{y:.1f} year" + ("" if y == 1.0 else "s")
 
@@ -36,6 +51,7 @@ def executive_summary(
     required_years: float | None,
     role_titles: list[str],
     knocked_out: bool,
+    fit: FitFact | None = None,
 ) -> str:
     core = [f for f in facts if f.is_core]
     pool = core or facts
@@ -59,6 +75,8 @@ def executive_summary(
         parts.append(f"It documents {_fmt_years(candidate_years)} of dated experience.")
     if role_titles:
         parts.append(f"Relevant roles: {_join(role_titles[:3])}.")
+    if fit is not None:
+        parts.append(f"Work history fit with {fit.occupation}: {100.0 * fit.fit:.0f}%.")
     if missing:
         parts.append(f"Missing: {_join(missing[:5])}.")
     if knocked_out:
@@ -72,8 +90,11 @@ def strengths(
     qualification_matches: list[str],
     candidate_years: float,
     required_years: float | None,
+    fit: FitFact | None = None,
 ) -> list[str]:
     out: list[str] = []
+    if fit is not None and fit.fit >= STRONG_FIT and fit.terms:
+        out.append(f"Work history fits {fit.occupation}: {_join(list(fit.terms[:4]))}.")
     worked = [f for f in facts if f.match_type in ("exact", "synonym") and f.in_work_history]
     worked.sort(key=lambda f: (not f.is_core, -f.years))
     for f in worked[:5]:
@@ -97,9 +118,18 @@ def strengths(
 
 
 def gaps(
-    facts: list[SkillFact], missing_qualifications: list[str], candidate_years: float, required_years: float | None
+    facts: list[SkillFact],
+    missing_qualifications: list[str],
+    candidate_years: float,
+    required_years: float | None,
+    fit: FitFact | None = None,
 ) -> list[str]:
     out: list[str] = []
+    if fit is not None and fit.fit < WEAK_FIT:
+        if fit.closest and fit.closest != fit.occupation:
+            out.append(f"Work history reads more like {fit.closest} than {fit.occupation}.")
+        else:
+            out.append(f"Work history shows little of {fit.occupation}.")
     for f in facts:
         if f.match_type is None and (f.is_core or f.knockout):
             label = "must-have" if f.knockout else "core requirement"

@@ -15,6 +15,17 @@ from .taxonomy import Taxonomy, fold
 from .types import CandidateProfile, JobProfile, Mention, Qualification, Role, SkillOccurrence
 
 MIN_CV_WORDS = 12
+# In the occupation term vector a job title counts like this many lines of prose (a headline twice that):
+# "Staff Accountant" says more about what a CV is than a page of duties.  Tuned on the development set.
+TITLE_TERM_WEIGHT = 5.0
+# A job description is placed in the occupation its title names (the recruiter's own word for the job)
+# unless its text reads clearly as another: the title's occupation must reach this share of the cosine of
+# the occupation the text is closest to.  Without a known title, the text's closest occupation is used
+# when it is this close (cosine over the profile vocabulary): three lines of tools say too little.
+TITLE_OCCUPATION_SHARE = 0.5
+MIN_JOB_OCCUPATION_COSINE = 0.2
+# How many non-empty lines at the top of a text may be a name and contact block (see _profile_text).
+HEADER_LINES = 6
 MAX_MENTIONS = 8
 SNIPPET_MENTIONS = 3
 SNIPPET_RADIUS = 60
@@ -352,6 +363,9 @@ class Extractor:
             [r.title for r in roles if r.is_headline] + [text[head[0] : head[1]]] if head else [],
             years if years else None,
         )
+        occ_terms, closest = self._occupation_fit(
+            _profile_text(text, lines), [(r.title, r.is_headline) for r in roles], 3
+        )
         return CandidateProfile(
             skills=tuple(skill_list),
             roles=tuple(roles),
@@ -365,7 +379,51 @@ class Extractor:
             text=text,
             section_starts=_section_starts(lines),
             dated_spans=tuple((b.start, b.end, b.date.start_month, b.date.end_month) for b in blocks),
+            occupation_terms=occ_terms,
+            closest_occupations=closest,
         )
+
+    def _term_vector(self, text: str, titles: list[tuple[str, bool]]) -> dict[str, float]:
+        """The text's occupation term vector, titles weighted up; weights rounded so that cosines computed
+        now and from a stored profile agree."""
+        parts = [(text, 1.0)] + [(t, TITLE_TERM_WEIGHT * (2.0 if head else 1.0)) for t, head in titles]
+        return {t: round(w, 5) for t, w in self.tax.profiles.vector(parts).items()}
+
+    def _occupation_fit(
+        self, text: str, titles: list[tuple[str, bool]], n: int
+    ) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str, float], ...]]:
+        """The text's term vector and its ``n`` closest occupations as (id, name, cosine)."""
+        if not self.tax.profiles:
+            return (), ()
+        vec = self._term_vector(text, titles)
+        closest = tuple(
+            (self.tax.occupations[m.occupation].id, self.tax.occupations[m.occupation].name, round(m.cosine, 5))
+            for m in self.tax.profiles.closest(vec, n)
+        )
+        return tuple(vec.items()), closest
+
+    def _job_occupation(self, text: str, title: str, roles: list[Role]) -> tuple[str, str, float] | None:
+        """The occupation a job description is for, as (id, name, cosine), or None (see TITLE_OCCUPATION_SHARE)."""
+        profiles = self.tax.profiles
+        if not profiles:
+            return None
+        vec = self._term_vector(text, [(title, True)] if title else [])
+        best = profiles.closest(vec, 1)
+        best_cos = best[0].cosine if best else 0.0
+        for r in roles:
+            # Of the occupations that list the title, the one the text reads most like (ties: first owner).
+            owners = [o for o in self.tax.title_owners(r.title) if o in profiles]
+            if not owners:
+                continue
+            scored = [(profiles.fit_terms(vec, o)[0], -k, o) for k, o in enumerate(owners)]
+            cosine, _k, idx = max(scored)
+            if cosine > 0 and cosine >= TITLE_OCCUPATION_SHARE * best_cos:
+                return self.tax.occupations[idx].id, self.tax.occupations[idx].name, round(cosine, 5)
+            break
+        if best and best_cos >= MIN_JOB_OCCUPATION_COSINE:
+            occ = self.tax.occupations[best[0].occupation]
+            return occ.id, occ.name, round(best_cos, 5)
+        return None
 
     def _unmapped_title(self, text: str, line: Line) -> Role | None:
         """A short headline line ending in a known title word ("Consultant", "IT Sales") as an unmapped role."""
@@ -534,6 +592,7 @@ class Extractor:
         summary = "Requires: " + ", ".join(core_names[:5]) if core_names else ""
         if not min_years:
             min_years = None
+        occupation = self._job_occupation(_profile_text(text, lines), title, roles)
         return JobProfile(
             job_title=title,
             job_summary=summary,
@@ -545,6 +604,9 @@ class Extractor:
             seniority=detect_seniority([title], None),
             languages=tuple(languages),
             engine_version=engine_version,
+            occupation_id=occupation[0] if occupation else None,
+            occupation_name=occupation[1] if occupation else None,
+            occupation_similarity=occupation[2] if occupation else 0.0,
         )
 
 
@@ -596,6 +658,26 @@ def _looks_like_name(raw: str, start: int, roles: list[Role]) -> bool:
         return False
     first = start + len(raw) - len(raw.lstrip())
     return not any(r.start <= first < r.end for r in roles)
+
+
+def _profile_text(text: str, lines: list[Line]) -> str:
+    """The lines that say what a person does, for the occupation term vector.
+
+    Headings ("Experience") say nothing, and short lines at the top above the first heading are the name
+    and contact details: "Sam Carpenter" is not a carpenter.  A title there still counts, through the roles
+    found.  Only the top lines are dropped, so a CV without headings keeps its short lines further down.
+    """
+    keep = []
+    seen = 0
+    for line in lines:
+        raw = text[line.start : line.end]
+        if not raw.strip():
+            continue
+        seen += 1
+        if line.is_heading or (line.section == "header" and seen <= HEADER_LINES and len(raw.split()) < 5):
+            continue
+        keep.append(raw)
+    return "\n".join(keep)
 
 
 def _section_starts(lines: list[Line]) -> tuple[tuple[int, str], ...]:

@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .explain import SkillFact, executive_summary, gaps, strengths
+from .explain import FitFact, SkillFact, executive_summary, gaps, strengths
 from .extract import SENIORITY_YEARS, find_phrase
+from .occupations import EVIDENCE_TERMS
 from .taxonomy import DEFAULT_SKILL_WEIGHT, Taxonomy, norm, title_words
 from .types import (
     DEFAULT_WEIGHTS,
@@ -27,7 +28,7 @@ from .types import (
     SkillOccurrence,
 )
 
-SCORING_VERSION = "4"
+SCORING_VERSION = "5"
 
 CORE_WEIGHT = 2.0
 REQUIRED_WEIGHT = 1.0
@@ -35,6 +36,13 @@ PREFERRED_WEIGHT = 0.5
 RELATED_CURATED = 0.5
 RELATED_CATEGORY = 0.35
 ROLE_MATCH_THRESHOLD = 0.6
+# Role match = TITLE_SHARE x title similarity + the rest x work-history fit to the job's occupation.  Titles
+# alone miss CVs whose headline is vague ("Consultant") and reward a title with nothing behind it; the
+# work history's words say what the candidate actually did.  Tuned on the development set.
+TITLE_SHARE = 0.4
+# A CV whose cosine to the job's occupation is at least this share of its cosine to its closest occupation
+# fits fully (see occupation_fit).
+FULL_FIT_RATIO = 0.7
 # Undated Experience mentions stay below one mention in a dated job (0.8): see evidence_strength.
 UNDATED_CAP = 0.72
 # An alternate title of the job's occupation (O*NET lists 50-200 per occupation, some loose) counts less
@@ -324,11 +332,77 @@ def _role_similarity(
     return min(1.0, sim)
 
 
-def score_roles(tax: Taxonomy, job: JobProfile, cand: CandidateProfile) -> tuple[float | None, dict[str, Any]]:
-    """Best similarity of the candidate's titles to the job's occupation (None when the job has no title)."""
+@dataclass(frozen=True)
+class OccupationFit:
+    """How well the CV's work history fits the job's occupation, and the words that show it."""
+
+    occupation_id: str
+    occupation_name: str
+    fit: float  # 0-1: cosine to the job's occupation relative to the CV's closest occupation, see FULL_FIT_RATIO
+    cosine: float  # the CV's cosine to the job's occupation profile
+    closest_id: str | None  # the occupation the CV is closest to (None: the CV shares no profile word)
+    closest_name: str | None
+    terms: tuple[str, ...]  # the CV's words and phrases that contribute most to the cosine, largest first
+
+
+def occupation_fit(tax: Taxonomy, job: JobProfile, cand: CandidateProfile) -> OccupationFit | None:
+    """The CV's fit to the job's occupation (None when the job was not placed in an occupation).
+
+    "Is this CV more like this occupation than like any other?": the cosine of the CV's term vector to the
+    job's occupation profile divided by its cosine to the occupation it is closest to.  A CV within
+    FULL_FIT_RATIO of its best occupation fits fully (neighbouring occupations such as Accountants and
+    Financial Examiners share most words, so the job's need not be the very closest); below, the fit falls
+    in proportion.  Repeating words gains little: terms are counted sublinearly and identical lines once.
+    """
+    idx = tax.occupation_index.get(job.occupation_id or "")
+    if idx is None or not tax.profiles:
+        return None
+    name = job.occupation_name or tax.occupations[idx].name
+    closest = cand.closest_occupations[0] if cand.closest_occupations else None
+    cosine, contrib = tax.profiles.fit_terms(dict(cand.occupation_terms), idx)
+    best = max(cosine, closest[2] if closest else 0.0)
+    ratio = cosine / best if best > 0 else 0.0
+    return OccupationFit(
+        occupation_id=tax.occupations[idx].id,
+        occupation_name=name,
+        fit=min(1.0, ratio / FULL_FIT_RATIO),
+        cosine=cosine,
+        closest_id=closest[0] if closest else None,
+        closest_name=closest[1] if closest else None,
+        terms=tuple(t for t, c in contrib[:EVIDENCE_TERMS] if c > 0),
+    )
+
+
+@dataclass(frozen=True)
+class RoleScore:
+    """The role match and its two parts, so the percentage can be recomputed from what the result shows."""
+
+    percentage: float | None  # None: the job has neither a title nor an occupation to compare with
+    items: dict[str, Any]  # matches / gaps / surpluses of titles
+    title: float | None  # 0-1 best title similarity (None: the job has no title)
+    fit: OccupationFit | None  # work-history fit (None: the job was not placed in an occupation)
+
+    def breakdown(self) -> dict[str, Any]:
+        """The parts as reported in the result's details (percentages, rounded like every output)."""
+        out: dict[str, Any] = {}
+        if self.title is not None:
+            out["title_match_percentage"] = round1(100.0 * self.title)
+        if self.fit is not None:
+            out["work_history"] = _fit_summary(self.fit)
+        if self.title is not None and self.fit is not None:
+            out["title_share"] = TITLE_SHARE
+        return out
+
+
+def score_roles(tax: Taxonomy, job: JobProfile, cand: CandidateProfile) -> RoleScore:
+    """Role match: the candidate's titles against the job's title and occupation, and the work history's fit
+    to that occupation; TITLE_SHARE of it is the titles and the rest the work history when the job has both.
+    """
+    fit = occupation_fit(tax, job, cand)
     job_roles = list(job.roles)
     if not job_roles and not title_words(job.job_title):
-        return None, {"matches": [], "gaps": [], "surpluses": []}
+        items: dict[str, Any] = {"matches": [], "gaps": [], "surpluses": []}
+        return RoleScore(None if fit is None else 100.0 * fit.fit, items, None, fit)
     best = 0.0
     matched: list[str] = []
     surplus: list[str] = []
@@ -355,7 +429,20 @@ def score_roles(tax: Taxonomy, job: JobProfile, cand: CandidateProfile) -> tuple
         or ([{"name": job.job_title, "type": "gap"}] if job.job_title else []),
         "surpluses": [{"name": t, "type": "surplus"} for t in surplus[:10]],
     }
-    return best * 100.0, items
+    if fit is None:
+        return RoleScore(best * 100.0, items, best, None)
+    return RoleScore(100.0 * (TITLE_SHARE * best + (1.0 - TITLE_SHARE) * fit.fit), items, best, fit)
+
+
+def _fit_summary(fit: OccupationFit) -> dict[str, Any]:
+    return {
+        "occupation_id": fit.occupation_id,
+        "occupation": fit.occupation_name,
+        "match_percentage": round1(100.0 * fit.fit),
+        "closest_occupation_id": fit.closest_id,
+        "closest_occupation": fit.closest_name,
+        "evidence_terms": list(fit.terms),
+    }
 
 
 def _required_qualifications(tax: Taxonomy, job: JobProfile, req: RequirementsConfig) -> list[Qualification]:
@@ -463,8 +550,11 @@ def band(match_score: int) -> tuple[str, str]:
 __all__ = [
     "DEFAULT_WEIGHTS",
     "SCORING_VERSION",
+    "OccupationFit",
+    "RoleScore",
     "band",
     "evidence_strength",
+    "occupation_fit",
     "required_years",
     "round1",
     "score_match",
@@ -493,7 +583,8 @@ def score_match(
             or list(zip(item_weights, outcomes, strict=True))
         )
         core_pct = 100.0 * sum(w * o.score for w, o in core) / sum(w for w, _o in core)
-    role_pct, role_items = score_roles(tax, job, cand)
+    roles = score_roles(tax, job, cand)
+    role_pct, role_items, fit = roles.percentage, roles.items, roles.fit
     qual_pct, qual_items, missing_quals = score_qualifications(tax, job, cand, req)
     sector_pct, sector_items = score_sectors(job, cand)
     need_years = required_years(job, req)
@@ -564,6 +655,7 @@ def score_match(
     ]
     role_titles = [m["name"] for m in role_items["matches"]]
     qual_names = [m["name"] for m in qual_items["matches"]]
+    fit_fact = FitFact(fit.occupation_name, fit.fit, fit.closest_name, fit.terms) if fit is not None else None
     return MatchResult(
         overall_score=overall,
         match_score=match_score,
@@ -579,13 +671,18 @@ def score_match(
         experience_match_percentage=round1(exp_pct or 0.0),
         match_results_summary=summary,
         executive_summary=executive_summary(
-            job.job_title, overall, verdict, facts, cand.total_years, need_years, role_titles, knocked_out
+            job.job_title, overall, verdict, facts, cand.total_years, need_years, role_titles, knocked_out, fit_fact
         ),
-        strengths=tuple(strengths(facts, role_titles, qual_names, cand.total_years, need_years)),
-        gaps=tuple(gaps(facts, missing_quals, cand.total_years, need_years)),
+        strengths=tuple(strengths(facts, role_titles, qual_names, cand.total_years, need_years, fit_fact)),
+        gaps=tuple(gaps(facts, missing_quals, cand.total_years, need_years, fit_fact)),
         knocked_out=knocked_out,
         candidate_years=cand.total_years,
         engine_version=version,
-        details={"applicable_components": applicable, "weights": {k: weights[k] for k in DEFAULT_WEIGHTS}},
+        details={
+            "applicable_components": applicable,
+            "weights": {k: weights[k] for k in DEFAULT_WEIGHTS},
+            # What role_match_percentage is made of: title similarity and the work history's occupational fit.
+            "roles": roles.breakdown(),
+        },
         not_applicable=not_applicable,
     )

@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, overload
 
+from .occupations import OccupationProfiles
+
 DEFAULT_PATH = "taxonomy.json.gz"
 # Skill matcher tokens: runs of letters/digits (regex [^\W_] is str.isalnum()) and single other characters.
 _TOKEN = re.compile(r"[^\W_]+|\S")
@@ -248,7 +250,10 @@ class Taxonomy:
         self.generic_titles: frozenset[str] = frozenset(data.get("generic_titles", ()))
         self.title_heads: frozenset[str] = frozenset(data.get("title_heads", ()))
         self._title_index: dict[int, dict[str, tuple[tuple[str, ...], ...]]] = {}
+        self._title_owners: dict[str, tuple[int, ...]] | None = None
         self._title_lock = threading.Lock()
+        # Term profiles of the O*NET occupations (empty in a taxonomy built without them).
+        self.profiles = OccupationProfiles(data.get("occupation_profiles"))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Taxonomy:
@@ -335,6 +340,24 @@ class Taxonomy:
         with self._title_lock:
             self._title_index[idx] = index
         return index
+
+    def title_owners(self, title: str) -> tuple[int, ...]:
+        """Every occupation that lists ``title`` (as found by :meth:`iter_title_hits`), first owner first.
+
+        :attr:`title_to_occupation` keeps only the first owner; "Sales Associate" is also a title of Retail
+        Salespersons, which the text of a job ad can then choose.  Built on first use (~85k pairs).
+        """
+        owners = self._title_owners
+        if owners is None:
+            built: dict[str, list[int]] = {}
+            for t, o in zip(self._titles, self._title_occupation, strict=True):
+                lst = built.setdefault(t, [])
+                if o not in lst:
+                    lst.append(o)
+            owners = {t: tuple(v) for t, v in built.items()}
+            with self._title_lock:
+                self._title_owners = owners
+        return owners.get(" ".join(_TITLE_WORD.findall(fold(title))), ())
 
     def iter_title_hits(self, folded: str) -> list[tuple[int, int, int]]:
         """Title hits (start, end, occupation index) in a short folded line, longest first per start.

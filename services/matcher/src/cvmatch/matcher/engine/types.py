@@ -12,12 +12,13 @@ from typing import Any
 
 SKILL_GROUPS = ("hard_skill", "tool", "soft_skill", "language", "certification")
 WEIGHT_KEYS = ("skills", "roles", "experience", "qualifications", "sectors")
-# Tuned on the livecareer development set (tools/bench_ranking.py): the title is the strongest signal of
-# fit.  A sector is a coarse SOC major group ("Management") already implied by the titles; it lowered MAP
-# there, so by default it is reported (sector_match_percentage) but not weighed; a configuration may weigh it.
+# Tuned on the livecareer development set (tools/bench_ranking.py): the role (titles and the work history's
+# fit to the job's occupation) is the strongest signal of fit.  A sector is a coarse SOC major group
+# ("Management") already implied by the titles; it lowered MAP there, so by default it is reported
+# (sector_match_percentage) but not weighed; a configuration may weigh it.
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "skills": 0.30,
-    "roles": 0.50,
+    "skills": 0.25,
+    "roles": 0.55,
     "experience": 0.10,
     "qualifications": 0.10,
     "sectors": 0.0,
@@ -223,6 +224,12 @@ class JobProfile:
     seniority: str | None
     languages: tuple[str, ...]
     engine_version: str = ""
+    # The O*NET occupation the description reads like (title and text against the occupation profiles),
+    # with the cosine that chose it; None when the text is too thin to say.  Work-history fit compares CVs
+    # with this occupation.
+    occupation_id: str | None = None
+    occupation_name: str | None = None
+    occupation_similarity: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -236,6 +243,9 @@ class JobProfile:
             "seniority": self.seniority,
             "languages": list(self.languages),
             "engine_version": self.engine_version,
+            "occupation_id": self.occupation_id,
+            "occupation_name": self.occupation_name,
+            "occupation_similarity": self.occupation_similarity,
         }
 
     @classmethod
@@ -251,6 +261,9 @@ class JobProfile:
             seniority=d.get("seniority"),
             languages=tuple(str(x) for x in d.get("languages", [])),
             engine_version=str(d.get("engine_version", "")),
+            occupation_id=d.get("occupation_id"),
+            occupation_name=d.get("occupation_name"),
+            occupation_similarity=float(d.get("occupation_similarity", 0.0)),
         )
 
 
@@ -272,12 +285,19 @@ class CandidateProfile:
     text: str = field(default="", repr=False)
     section_starts: tuple[tuple[int, str], ...] = field(default=(), repr=False)
     dated_spans: tuple[tuple[int, int, int, int], ...] = field(default=(), repr=False)
+    # What the work history reads like: the CV's unit term vector over the occupation-profile vocabulary
+    # (term, weight; titles weigh more than prose) and its closest O*NET occupations (id, name, cosine),
+    # best first.  Scoring compares the job's occupation with the closest one.
+    occupation_terms: tuple[tuple[str, float], ...] = field(default=(), repr=False)
+    closest_occupations: tuple[tuple[str, str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "section_starts": [list(x) for x in self.section_starts],
             "dated_spans": [list(x) for x in self.dated_spans],
+            "occupation_terms": [list(x) for x in self.occupation_terms],
+            "closest_occupations": [list(x) for x in self.closest_occupations],
             "skills": [s.to_dict() for s in self.skills],
             "roles": [r.to_dict() for r in self.roles],
             "qualifications": [q.to_dict() for q in self.qualifications],
@@ -304,6 +324,8 @@ class CandidateProfile:
             text=str(d.get("text", "")),
             section_starts=tuple((int(a), str(b)) for a, b in d.get("section_starts", [])),
             dated_spans=tuple((int(a), int(b), int(c), int(e)) for a, b, c, e in d.get("dated_spans", [])),
+            occupation_terms=tuple((str(t), float(w)) for t, w in d.get("occupation_terms", [])),
+            closest_occupations=tuple((str(i), str(n), float(c)) for i, n, c in d.get("closest_occupations", [])),
         )
 
 
