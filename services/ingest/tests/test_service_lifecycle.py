@@ -65,6 +65,8 @@ async def test_batch_completes_from_matcher_events(start_ingest: IngestFactory, 
     assert sorted(e.candidate_id for e in events) == sorted(c.candidate_id for c in ingested)
     assert {e.job_description_sha256 for e in events} == {resp.batch.job_description_sha256}
     assert all(e.account_id == account and e.batch_id == bid and len(e.content_sha256) == 64 for e in events)
+    # And when the batch was submitted: the matcher reads "Present" in the CVs as that day.
+    assert {e.batch_create_time.ToDatetime() for e in events} == {resp.batch.create_time.ToDatetime()}
 
     a, b, c = ingested
     await publish_matched(nc, a.candidate_id, bid, account)
@@ -241,6 +243,7 @@ async def test_a_candidate_the_matcher_never_answers_gets_match_failed_after_bou
     published = [ingest_events.CandidateIngested.FromString(p)
                  for p in await outbox_payloads(ingest.db, "ingest.candidate.ingested")]
     assert sum(e.candidate_id == lost.candidate_id for e in published) == 3  # the first + 2 republishes
+    assert all(e.batch_create_time.seconds > 0 for e in published)  # republished events carry it too
     failed = [ingest_events.CandidateFailed.FromString(p)
               for p in await outbox_payloads(ingest.db, "ingest.candidate.failed")]
     assert [e.candidate_id for e in failed if e.batch_id == bid] == [lost.candidate_id]

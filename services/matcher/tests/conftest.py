@@ -103,10 +103,13 @@ class MatcherEnv:
         account_id: int = 7,
         event_id: str | None = None,
         msg_id: str | None = None,
+        batch_created: dt.datetime | None = None,
     ) -> str:
         """Publishes `ingest.candidate.ingested` as ingest's relay would (CloudEvents headers)."""
         eid = event_id or str(uuid.uuid4())
         payload = ingest_events.CandidateIngested(candidate_id=candidate_id, batch_id=batch_id, account_id=account_id)
+        if batch_created is not None:
+            payload.batch_create_time.FromDatetime(batch_created)
         headers = cloudevent_headers(
             eid, payload.DESCRIPTOR.full_name, "cvmatch/ingest", dt.datetime.now(dt.UTC), "ingest.candidate.ingested"
         )

@@ -3,6 +3,7 @@ and announced once; the ranking pages and counts over the whole batch; the sync 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import uuid
@@ -155,6 +156,30 @@ async def test_redelivered_event_gives_one_result_and_one_event(matcher_env: Mat
     assert [(s, p.candidate_id) for s, _, p in events] == [("matcher.candidate.matched", cid)]
     listed = await env.stub.ListResults(pb.ListResultsRequest(batch_id=batch))
     assert listed.total_results == 1 and listed.summary_stats.total_candidates == 1
+
+
+async def test_present_in_a_cv_is_the_day_its_batch_was_submitted(matcher_env: MatcherEnv) -> None:
+    env = matcher_env
+    current = STRONG.replace("Jan 2017 - Dec 2024", "Jan 2019 - Present").replace(
+        "Mar 2014 - Dec 2016", "Mar 2017 - Dec 2018")
+    years: dict[str, float] = {}
+    for submitted in ("2021-01-10", "2025-01-10"):
+        batch = str(uuid.uuid4())
+        env.ingest.add_job(batch, JD)
+        first = env.ingest.add_candidate(batch, current, "alex.pdf")
+        await env.publish_ingested(batch, first, batch_created=dt.datetime.fromisoformat(f"{submitted}T09:00:00+00:00"))
+        await env.settled()
+        # A later event of the same batch naming another day changes nothing: the batch's day was recorded.
+        second = env.ingest.add_candidate(batch, current, "alex-again.pdf")
+        await env.publish_ingested(batch, second, batch_created=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+        await env.settled()
+        listed = await env.stub.ListResults(pb.ListResultsRequest(batch_id=batch))
+        assert listed.total_results == 2
+        assert listed.results[0].years_of_experience == listed.results[1].years_of_experience
+        years[submitted] = listed.results[0].years_of_experience
+    # Mar 2017 to the submission day: about 3.8 years in January 2021, four more in January 2025.
+    assert 3.5 <= years["2021-01-10"] <= 4.1, years
+    assert years["2025-01-10"] - years["2021-01-10"] == pytest.approx(4.0, abs=0.2), years
 
 
 async def test_ingest_outage_is_retried_and_unknown_candidates_fail(matcher_env: MatcherEnv) -> None:

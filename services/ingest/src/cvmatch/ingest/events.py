@@ -102,11 +102,14 @@ def batch_created(b: Batch) -> ingest_events.BatchCreated:
 
 
 def candidate_ingested(candidate_id: str, batch_id: str, account_id: int, content_sha256: str,
-                       job_description_sha256: str, job_id: str) -> ingest_events.CandidateIngested:
-    """The payload of `ingest.candidate.ingested`: ids and hashes; the matcher fetches the text over gRPC."""
+                       job_description_sha256: str, job_id: str,
+                       batch_created_at: dt.datetime) -> ingest_events.CandidateIngested:
+    """The payload of `ingest.candidate.ingested`: ids, hashes and the batch's submission time; the matcher
+    fetches the text over gRPC."""
     return ingest_events.CandidateIngested(
         candidate_id=candidate_id, batch_id=batch_id, account_id=account_id, content_sha256=content_sha256,
-        job_description_sha256=job_description_sha256, job_id=job_id)
+        job_description_sha256=job_description_sha256, job_id=job_id,
+        batch_create_time=timestamp(batch_created_at))
 
 
 def candidate_failed(candidate_id: str, batch_id: str, account_id: int, state: CandidateState,

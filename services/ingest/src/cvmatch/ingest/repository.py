@@ -296,12 +296,13 @@ class Repository:
                 return False
             await conn.execute("DELETE FROM spool WHERE candidate_id = $1", cid)
             if state is CandidateState.INGESTED:
-                b = await conn.fetchrow("SELECT job_description_sha256, job_id FROM batches WHERE batch_id = $1",
-                                        row["batch_id"])
+                b = await conn.fetchrow(
+                    "SELECT job_description_sha256, job_id, created_at FROM batches WHERE batch_id = $1",
+                    row["batch_id"])
                 assert b is not None
                 await enqueue(conn, events.CANDIDATE_INGESTED, events.candidate_ingested(
                     item.candidate_id, item.batch_id, item.account_id, content_sha256,
-                    b["job_description_sha256"], b["job_id"] or ""))
+                    b["job_description_sha256"], b["job_id"] or "", b["created_at"]))
             else:
                 await enqueue(conn, events.CANDIDATE_FAILED, events.candidate_failed(
                     item.candidate_id, item.batch_id, item.account_id, state, message))
@@ -396,7 +397,7 @@ class Repository:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT c.candidate_id, c.batch_id, c.account_id, c.content_sha256, c.republishes,
-                          b.job_description_sha256, b.job_id
+                          b.job_description_sha256, b.job_id, b.created_at AS batch_created_at
                    FROM candidates c JOIN batches b USING (batch_id)
                    WHERE c.outcome = 'ingested' AND c.updated_at < clock_timestamp() - make_interval(secs => $1)
                    ORDER BY c.updated_at LIMIT $2 FOR UPDATE OF c SKIP LOCKED""", older_than_seconds, limit)
@@ -404,7 +405,7 @@ class Repository:
             for r in again:
                 await enqueue(conn, events.CANDIDATE_INGESTED, events.candidate_ingested(
                     str(r["candidate_id"]), str(r["batch_id"]), r["account_id"], r["content_sha256"] or "",
-                    r["job_description_sha256"], r["job_id"] or ""))
+                    r["job_description_sha256"], r["job_id"] or "", r["batch_created_at"]))
             if again:
                 await conn.execute(
                     """UPDATE candidates SET updated_at = clock_timestamp(), republishes = republishes + 1

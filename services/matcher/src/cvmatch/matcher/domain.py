@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 from cvmatch.matcher.engine import (
@@ -213,20 +214,23 @@ class Scorer:
         """`parse_job_sync` in the executor."""
         return await self._run(self.parse_job_sync, text)
 
-    def score_sync(self, job: JobProfile, text: str, requirements: RequirementsConfig) -> Scored:
-        """Parses and scores one CV; an empty or near-empty CV is a failure, never a 0 score."""
+    def score_sync(self, job: JobProfile, text: str, requirements: RequirementsConfig,
+                   as_of: date | None = None) -> Scored:
+        """Parses and scores one CV (its "Present" read as ``as_of``, today when None); an empty or
+        near-empty CV is a failure, never a 0 score."""
         if not text.strip():
             return Scored(None, Unscorable(NO_EXTRACTABLE_TEXT, "the CV has no text"))
         try:
-            candidate = self.engine.parse_candidate(text)
+            candidate = self.engine.parse_candidate(text, as_of)
         except CandidateTooSparse as exc:
             return Scored(None, Unscorable(CV_TOO_SPARSE, exc.message))
         # Scoring raises nothing: requirements were validated when parsed (`parse_requirements`).
         return Scored(self.engine.score(job, candidate, requirements), None, candidate.seniority)
 
-    async def score(self, job: JobProfile, text: str, requirements: RequirementsConfig) -> Scored:
+    async def score(self, job: JobProfile, text: str, requirements: RequirementsConfig,
+                    as_of: date | None = None) -> Scored:
         """`score_sync` in the executor."""
-        return await self._run(self.score_sync, job, text, requirements)
+        return await self._run(self.score_sync, job, text, requirements, as_of)
 
     async def score_many(self, job: JobProfile, texts: Sequence[str], requirements: RequirementsConfig) -> list[Scored]:
         """Scores several CVs in one executor hop (ScoreCandidates), in input order."""

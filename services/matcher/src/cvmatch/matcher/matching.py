@@ -4,6 +4,7 @@ and read a batch's ranking. Ties the engine (through `domain.Scorer`), the repos
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -178,14 +179,18 @@ class Matcher:
                     fetched = await ingest.job_description(p.batch_id)
                 except NotInIngest as exc:
                     raise Unscorable(domain.INVALID_JOB_DESCRIPTION, str(exc)) from None
-                batch = BatchJob(
+                submitted = p.batch_create_time.ToDatetime(dt.UTC) if p.HasField("batch_create_time") else None
+                await self.repo.save_batch(conn, BatchJob(
                     p.batch_id,
                     p.account_id,
                     domain.content_sha256(fetched.text),
                     fetched.job_id,
                     fetched.requirements_json,
-                )
-                await self.repo.save_batch(conn, batch)
+                    (submitted or dt.datetime.now(dt.UTC)).date(),
+                ))
+                # Read back: when candidates of a new batch race, the first one's record is the batch's.
+                batch = await self.repo.get_batch(p.batch_id, conn)
+                assert batch is not None
 
             async def job_text() -> str:
                 # Only needed when neither memory nor the table has the parsed job (e.g. a new engine).
@@ -204,7 +209,7 @@ class Matcher:
             except NotInIngest as exc:
                 raise Unscorable(domain.CANDIDATE_NOT_FOUND, str(exc)) from None
             filename = cand.original_filename
-            scored = await self.scorer.score(job, cand.text, requirements)
+            scored = await self.scorer.score(job, cand.text, requirements, batch.as_of)
             if scored.failure is not None:
                 raise scored.failure
             assert scored.result is not None

@@ -8,6 +8,7 @@ new event id, finds the row and neither writes nor publishes a second time.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import uuid
@@ -38,6 +39,8 @@ class BatchJob:
     job_sha256: str
     job_id: str
     requirements_json: str
+    # The day "Present" in its CVs means: when the batch was submitted.
+    as_of: dt.date
 
 
 @dataclass(frozen=True)
@@ -114,24 +117,26 @@ class Repository:
         if bid is None:
             return None
         row = await conn.fetchrow(
-            """SELECT batch_id, account_id, job_sha256, job_id, requirements_json FROM batches
+            """SELECT batch_id, account_id, job_sha256, job_id, requirements_json, as_of FROM batches
                WHERE batch_id = $1""", bid)
         if row is None:
             return None
         return BatchJob(
-            str(row["batch_id"]), row["account_id"], row["job_sha256"], row["job_id"], row["requirements_json"]
+            str(row["batch_id"]), row["account_id"], row["job_sha256"], row["job_id"], row["requirements_json"],
+            row["as_of"],
         )
 
     async def save_batch(self, conn: Conn, batch: BatchJob) -> None:
         """Records the batch's job description reference (first writer wins)."""
         await conn.execute(
-            """INSERT INTO batches (batch_id, account_id, job_sha256, job_id, requirements_json)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+            """INSERT INTO batches (batch_id, account_id, job_sha256, job_id, requirements_json, as_of)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
             uuid.UUID(batch.batch_id),
             batch.account_id,
             batch.job_sha256,
             batch.job_id,
             batch.requirements_json,
+            batch.as_of,
         )
 
     async def batch_job_profile(self, batch_id: str) -> tuple[str, str] | None:

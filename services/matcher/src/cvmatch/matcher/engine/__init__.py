@@ -78,9 +78,13 @@ class MatchEngine:
         doc = annotate(self._nlp, _clean(text), self._ref_date())
         return self._extractor.job(doc, self.version)
 
-    def parse_candidate(self, text: str) -> CandidateProfile:
-        """Parse a CV; raises ``CandidateTooSparse`` for empty or near-empty CVs (never a 0 score)."""
-        doc = annotate(self._nlp, _clean(text), self._ref_date())
+    def parse_candidate(self, text: str, as_of: date | None = None) -> CandidateProfile:
+        """Parse a CV; raises ``CandidateTooSparse`` for empty or near-empty CVs (never a 0 score).
+
+        ``as_of`` is the day "Present" in the CV's dates means (a batch's submission day, so that all its
+        CVs and any re-scoring agree); the engine's reference date when None.
+        """
+        doc = annotate(self._nlp, _clean(text), as_of or self._ref_date())
         return self._extractor.candidate(doc, self.version)
 
     def find_skills(self, text: str) -> list[tuple[int, int, str, str]]:

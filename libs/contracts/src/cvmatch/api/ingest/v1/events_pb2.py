@@ -26,7 +26,7 @@ from cvmatch.api.ingest.v1 import batch_pb2 as cvmatch_dot_api_dot_ingest_dot_v1
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"cvmatch/api/ingest/v1/events.proto\x12\x15\x63vmatch.api.ingest.v1\x1a!cvmatch/api/ingest/v1/batch.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x0c\x42\x61tchCreated\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\x05\x12\x18\n\x10total_candidates\x18\x03 \x01(\x05\x12\x34\n\ninput_type\x18\x04 \x01(\x0e\x32 .cvmatch.api.ingest.v1.InputType\x12\x0e\n\x06job_id\x18\x05 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\napi_flavor\x18\x08 \x01(\x0e\x32 .cvmatch.api.ingest.v1.ApiFlavor\"\x97\x01\n\x11\x43\x61ndidateIngested\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\x05\x12\x16\n\x0e\x63ontent_sha256\x18\x04 \x01(\t\x12\x1e\n\x16job_description_sha256\x18\x05 \x01(\t\x12\x0e\n\x06job_id\x18\x06 \x01(\t\"\x98\x01\n\x0f\x43\x61ndidateFailed\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\x05\x12\x38\n\x07outcome\x18\x04 \x01(\x0e\x32\'.cvmatch.api.ingest.v1.CandidateOutcome\x12\x0f\n\x07message\x18\x05 \x01(\t\"\xcf\x01\n\x0e\x42\x61tchCompleted\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\x05\x12\x18\n\x10total_candidates\x18\x03 \x01(\x05\x12\x1a\n\x12matched_candidates\x18\x04 \x01(\x05\x12\x19\n\x11\x66\x61iled_candidates\x18\x05 \x01(\x05\x12\x31\n\rcomplete_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwebhook_url\x18\x07 \x01(\t\"\x92\x01\n\x0b\x42\x61tchFailed\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\x05\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x31\n\rcomplete_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwebhook_url\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"cvmatch/api/ingest/v1/events.proto\x12\x15\x63vmatch.api.ingest.v1\x1a!cvmatch/api/ingest/v1/batch.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x0c\x42\x61tchCreated\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\x05\x12\x18\n\x10total_candidates\x18\x03 \x01(\x05\x12\x34\n\ninput_type\x18\x04 \x01(\x0e\x32 .cvmatch.api.ingest.v1.InputType\x12\x0e\n\x06job_id\x18\x05 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\napi_flavor\x18\x08 \x01(\x0e\x32 .cvmatch.api.ingest.v1.ApiFlavor\"\xce\x01\n\x11\x43\x61ndidateIngested\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\x05\x12\x16\n\x0e\x63ontent_sha256\x18\x04 \x01(\t\x12\x1e\n\x16job_description_sha256\x18\x05 \x01(\t\x12\x0e\n\x06job_id\x18\x06 \x01(\t\x12\x35\n\x11\x62\x61tch_create_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\x0f\x43\x61ndidateFailed\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\x05\x12\x38\n\x07outcome\x18\x04 \x01(\x0e\x32\'.cvmatch.api.ingest.v1.CandidateOutcome\x12\x0f\n\x07message\x18\x05 \x01(\t\"\xcf\x01\n\x0e\x42\x61tchCompleted\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\x05\x12\x18\n\x10total_candidates\x18\x03 \x01(\x05\x12\x1a\n\x12matched_candidates\x18\x04 \x01(\x05\x12\x19\n\x11\x66\x61iled_candidates\x18\x05 \x01(\x05\x12\x31\n\rcomplete_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwebhook_url\x18\x07 \x01(\t\"\x92\x01\n\x0b\x42\x61tchFailed\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\x05\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x31\n\rcomplete_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwebhook_url\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,11 +36,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BATCHCREATED']._serialized_start=130
   _globals['_BATCHCREATED']._serialized_end=402
   _globals['_CANDIDATEINGESTED']._serialized_start=405
-  _globals['_CANDIDATEINGESTED']._serialized_end=556
-  _globals['_CANDIDATEFAILED']._serialized_start=559
-  _globals['_CANDIDATEFAILED']._serialized_end=711
-  _globals['_BATCHCOMPLETED']._serialized_start=714
-  _globals['_BATCHCOMPLETED']._serialized_end=921
-  _globals['_BATCHFAILED']._serialized_start=924
-  _globals['_BATCHFAILED']._serialized_end=1070
+  _globals['_CANDIDATEINGESTED']._serialized_end=611
+  _globals['_CANDIDATEFAILED']._serialized_start=614
+  _globals['_CANDIDATEFAILED']._serialized_end=766
+  _globals['_BATCHCOMPLETED']._serialized_start=769
+  _globals['_BATCHCOMPLETED']._serialized_end=976
+  _globals['_BATCHFAILED']._serialized_start=979
+  _globals['_BATCHFAILED']._serialized_end=1125
 # @@protoc_insertion_point(module_scope)

@@ -73,12 +73,19 @@ class CandidateIngested(_message.Message):
     CONTENT_SHA256_FIELD_NUMBER: _builtins.int
     JOB_DESCRIPTION_SHA256_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
+    BATCH_CREATE_TIME_FIELD_NUMBER: _builtins.int
     candidate_id: _builtins.str
     batch_id: _builtins.str
     account_id: _builtins.int
     content_sha256: _builtins.str
     job_description_sha256: _builtins.str
     job_id: _builtins.str
+    @_builtins.property
+    def batch_create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the batch was submitted: the matcher reads "Present" in a CV's dates as that day, so every CV of
+        a batch, and any later re-scoring of it, counts years the same way.
+        """
+
     def __init__(
         self,
         *,
@@ -88,10 +95,11 @@ class CandidateIngested(_message.Message):
         content_sha256: _builtins.str = ...,
         job_description_sha256: _builtins.str = ...,
         job_id: _builtins.str = ...,
+        batch_create_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch_create_time", b"batch_create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "batch_id", b"batch_id", "candidate_id", b"candidate_id", "content_sha256", b"content_sha256", "job_description_sha256", b"job_description_sha256", "job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "batch_create_time", b"batch_create_time", "batch_id", b"batch_id", "candidate_id", b"candidate_id", "content_sha256", b"content_sha256", "job_description_sha256", b"job_description_sha256", "job_id", b"job_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
