@@ -114,9 +114,9 @@ async def _until_free(h: Harness, key_id: str, timeout: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         probe = str(uuid.uuid4())
-        rl = await h.billing.CheckRateLimit(pb.CheckRateLimitRequest(key_id=key_id, cost=1, lease_id=probe))
+        rl = await h.billing.LeaseQuota(pb.LeaseQuotaRequest(key_id=key_id, lease_ids=[probe]))
         await h.billing.ReleaseLeases(pb.ReleaseLeasesRequest(lease_ids=[probe]))
-        if rl.allowed and rl.concurrent_active == 1:
+        if rl.leases_granted == 1 and rl.concurrent_active == 1:
             return
         assert asyncio.get_running_loop().time() < deadline, f"{rl.concurrent_active} slots still held"
         await asyncio.sleep(0.05)
@@ -173,10 +173,9 @@ async def test_slots_of_a_crashed_gateway_expire(harness: Harness) -> None:
     h = harness
     secret, key_id = await _free_key(h)
     # A gateway that took all five slots with a short lease and died without releasing them.
-    for _ in range(5):
-        rl = await h.billing.CheckRateLimit(pb.CheckRateLimitRequest(
-            key_id=key_id, cost=1, lease_id=str(uuid.uuid4()), lease_seconds=1))
-        assert rl.allowed
+    rl = await h.billing.LeaseQuota(pb.LeaseQuotaRequest(
+        key_id=key_id, requests=5, lease_ids=[str(uuid.uuid4()) for _ in range(5)], lease_seconds=1))
+    assert rl.granted == 5 and rl.leases_granted == 5
     h.gate.set()
     err = await _refused(h, secret)
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -13,12 +13,12 @@ Printed per run:
   `LeaseQuota` grants blocks, asked for before the one in hand runs out) and taking a concurrent-request
   slot, and the headers. This is the figure the target is for.
 - `during the run`: billing's and PostgreSQL's CPU time per request (GetBalance included).
-- `billing CheckRateLimit`: billing's one-request-at-a-time check timed alone from this process at the
-  same moment (what each request cost before blocks; still the RPC for a single check).
+- `billing LeaseQuota of one`: a block of one request asked of billing directly from this process at the
+  same moment: what each request would cost if the gateway asked billing every time.
 - `end-to-end`: client-observed latency of the whole request (Envoy, gateway, billing's GetBalance too).
 - `CPU per check`: then, with nothing else running in the stack, the billing process's and PostgreSQL's
-  CPU time per CheckRateLimit call (with a slot, freeing the previous one): what a request would cost
-  billing without blocks.
+  CPU time per LeaseQuota call of one request and one slot (freeing the previous one): what a request
+  would cost billing without blocks.
 
 The machine is small and shared: say what else was running when you quote the figures.
 
@@ -106,8 +106,8 @@ async def _drive(url: str, keys: list[tuple[str, str]], billing_addr: str, rate:
             secret, key_id = keys[i % len(keys)]
             t0 = time.perf_counter()
             if i % 10 == 5:
-                # One call in ten goes straight to billing: the check without the gateway around it.
-                await stub.CheckRateLimit(pb.CheckRateLimitRequest(key_id=key_id, cost=1), timeout=10)
+                # One call in ten goes straight to billing: a request at a time, without the gateway.
+                await stub.LeaseQuota(pb.LeaseQuotaRequest(key_id=key_id, requests=1), timeout=10)
                 direct_ms.append((time.perf_counter() - t0) * 1000)
                 return
             status, timing = await get(secret)
@@ -165,8 +165,8 @@ async def _cpu_per_check(stack: Stack, key_id: str, count: int) -> tuple[float, 
         for _ in range(n):
             lease, release, previous = str(uuid.uuid4()), previous, []
             t0 = time.perf_counter()
-            await stub.CheckRateLimit(pb.CheckRateLimitRequest(key_id=key_id, cost=1, lease_id=lease,
-                                                               release_lease_ids=release), timeout=10)
+            await stub.LeaseQuota(pb.LeaseQuotaRequest(key_id=key_id, requests=1, lease_ids=[lease],
+                                                       release_lease_ids=release), timeout=10)
             latencies.append((time.perf_counter() - t0) * 1000)
             previous.append(lease)
 
@@ -218,7 +218,7 @@ def main(argv: list[str]) -> int:
     assert isinstance(late, list)
     print(f"sender lateness (client overload when large): median {statistics.median(late):.2f} ms, "
           f"p99 {_pct(late, 99):.2f} ms")
-    for name, key in (("auth+ratelimit (gateway)", "auth"), ("billing CheckRateLimit", "direct"),
+    for name, key in (("auth+ratelimit (gateway)", "auth"), ("billing LeaseQuota of one", "direct"),
                       ("end-to-end", "e2e")):
         values = res[key]
         assert isinstance(values, list)
@@ -227,7 +227,7 @@ def main(argv: list[str]) -> int:
     per = [cpu * 1000 / max(served, 1) for cpu in run_cpu]
     print(f"during the run: billing {per[0]:.2f} ms + PostgreSQL {per[1]:.2f} ms of CPU per request "
           "(GetBalance included)")
-    print(_line("CheckRateLimit, 4 in flight", check_lat))
+    print(_line("LeaseQuota of one, 4 in flight", check_lat))
     print(f"CPU per check: billing {billing_ms:.2f} ms + PostgreSQL {pg_ms:.2f} ms "
           f"(over {len(check_lat)} checks with a slot each)")
     auth = res["auth"]

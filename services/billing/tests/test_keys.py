@@ -94,7 +94,7 @@ async def test_no_table_contains_a_key_secret(repo: Repository, pool: asyncpg.Po
     account_id = await new_account(repo, credits=10)
     key, secret = await repo.create_key(account_id, "k", ["admin"], None)
     await repo.authenticate(secret)
-    await repo.check_rate_limit(key.key_id, 1, str(uuid.uuid4()))  # with a concurrent-request slot
+    await repo.lease_quota(key.key_id, 1, [str(uuid.uuid4())])  # with a concurrent-request slot
     await repo.reserve(account_id, "b1", 2)
     body = secret[len("cvm_live_"):]
     async with pool.acquire() as conn:

@@ -1,4 +1,5 @@
-"""Rate limits with state in Postgres: exact per-minute sliding window, per-day counter, burst."""
+"""Rate limits with state in Postgres: exact per-minute sliding window, per-day counter, burst, concurrent
+slots; granted to gateways in blocks (`Repository.lease_quota`), one request being a block of one."""
 
 from __future__ import annotations
 
@@ -17,7 +18,17 @@ from cvmatch.platform.db import create_pool
 from .conftest import new_account
 
 
-async def test_200_concurrent_checks_admit_exactly_60(repo: Repository, settings: Settings) -> None:
+async def _one(repo: Repository, key_id: str, lease: str | None = None,
+               release: list[str] | None = None) -> domain.QuotaGrant:
+    """One request as a gateway without a block in hand asks for it: a block of one (and a slot)."""
+    return await repo.lease_quota(key_id, 1, [lease] if lease else [], release=release or [])
+
+
+def _allowed(g: domain.QuotaGrant, slot: bool = False) -> bool:
+    return g.granted == 1 and (not slot or g.leases_granted == 1)
+
+
+async def test_200_concurrent_requests_admit_exactly_60(repo: Repository, settings: Settings) -> None:
     account_id = await new_account(repo, plan=Plan.FREE)
     key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
     # Two pools stand for two billing replicas (behind several gateways): one shared limit.
@@ -25,78 +36,81 @@ async def test_200_concurrent_checks_admit_exactly_60(repo: Repository, settings
     try:
         other = Repository(other_pool, pepper=settings.key_pepper)
         start = time.time()
-        decisions = await asyncio.gather(*(
-            (repo if i % 2 else other).check_rate_limit(key.key_id) for i in range(200)))
+        grants = await asyncio.gather(*(_one(repo if i % 2 else other, key.key_id) for i in range(200)))
     finally:
         await other_pool.close()
-    allowed = [d for d in decisions if d.allowed]
-    refused = [d for d in decisions if not d.allowed]
+    allowed = [g for g in grants if _allowed(g)]
+    refused = [g for g in grants if not _allowed(g)]
     assert len(allowed) == 60 and len(refused) == 140
-    assert sorted(d.remaining for d in allowed) == list(range(60))
-    assert all(d.limit == 60 for d in decisions)
+    assert sorted(g.remaining for g in allowed) == list(range(60))
+    assert all(g.limit == 60 for g in grants)
     now = time.time()
-    for d in refused:
-        assert d.remaining == 0
+    for g in refused:
+        assert g.remaining == 0 and g.refused_by is domain.LimitKind.PER_MINUTE
         # The oldest admitted request leaves the window 60 s after it was admitted.
-        assert 58 <= d.retry_after_seconds <= 60
-        assert start + 59 <= d.reset_unix <= now + 61
-        assert abs((d.reset_unix - now) - d.retry_after_seconds) <= 2
+        assert 58 <= g.retry_after_seconds <= 60
+        assert start + 59 <= g.reset_unix <= now + 61
+        assert abs((g.reset_unix - now) - g.retry_after_seconds) <= 2
 
 
 async def test_window_slides_and_refusals_are_not_counted(repo: Repository, pool: asyncpg.Pool) -> None:
     account_id = await new_account(repo)
     await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(3, 1_000, 100, 5, 10))
     key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
-    results = [await repo.check_rate_limit(key.key_id) for _ in range(5)]
-    assert [r.allowed for r in results] == [True, True, True, False, False]
+    results = [await _one(repo, key.key_id) for _ in range(5)]
+    assert [_allowed(r) for r in results] == [True, True, True, False, False]
     assert [r.remaining for r in results] == [2, 1, 0, 0, 0]
     # Age the first admission by 59.5 s (instead of sleeping a minute): it leaves the window half a
     # second from now, and only its slot frees.
     async with pool.acquire() as conn:
         await conn.execute("""UPDATE rate_limit_log SET at = at - interval '59.5 seconds'
                               WHERE at = (SELECT min(at) FROM rate_limit_log)""")
-    assert (await repo.check_rate_limit(key.key_id)).allowed is False
+    assert not _allowed(await _one(repo, key.key_id))
     await asyncio.sleep(0.7)
-    r = await repo.check_rate_limit(key.key_id)
-    assert r.allowed and r.remaining == 0
+    r = await _one(repo, key.key_id)
+    assert _allowed(r) and r.remaining == 0
 
 
 async def test_per_day_limit(repo: Repository, pool: asyncpg.Pool) -> None:
     account_id = await new_account(repo)
     await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(100, 4, 100, 5, 10))
     key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
-    results = [await repo.check_rate_limit(key.key_id) for _ in range(6)]
-    assert [r.allowed for r in results] == [True] * 4 + [False] * 2
+    results = [await _one(repo, key.key_id) for _ in range(6)]
+    assert [_allowed(r) for r in results] == [True] * 4 + [False] * 2
     refused = results[-1]
+    assert refused.refused_by is domain.LimitKind.PER_DAY
     assert refused.limit == 4 and refused.remaining == 0
     assert refused.reset_unix % 86_400 == 0  # midnight UTC
     assert 1 <= refused.retry_after_seconds <= 86_400
     # A new UTC day resets the counter.
     async with pool.acquire() as conn:
         await conn.execute("UPDATE rate_limit_state SET day = day - 1")
-    assert (await repo.check_rate_limit(key.key_id)).allowed
+    assert _allowed(await _one(repo, key.key_id))
 
 
 async def test_burst_caps_one_second(repo: Repository) -> None:
     account_id = await new_account(repo)
     await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(1_000, 10_000, 5, 5, 10))
     key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
-    decisions = await asyncio.gather(*(repo.check_rate_limit(key.key_id) for _ in range(20)))
-    assert sum(d.allowed for d in decisions) == 5
-    assert all(d.retry_after_seconds == 1 for d in decisions if not d.allowed)
+    grants = await asyncio.gather(*(_one(repo, key.key_id) for _ in range(20)))
+    assert sum(_allowed(g) for g in grants) == 5
+    assert all(g.retry_after_seconds == 1 and g.refused_by is domain.LimitKind.BURST
+               for g in grants if not _allowed(g))
     await asyncio.sleep(1.1)
-    assert (await repo.check_rate_limit(key.key_id)).allowed
+    assert _allowed(await _one(repo, key.key_id))
 
 
-async def test_cost_and_plan_change_take_effect(repo: Repository) -> None:
+async def test_blocks_are_granted_in_part_and_plan_changes_take_effect(repo: Repository) -> None:
     account_id = await new_account(repo)
     key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
-    r = await repo.check_rate_limit(key.key_id, cost=50)
-    assert r.allowed and r.remaining == 10
-    assert not (await repo.check_rate_limit(key.key_id, cost=11)).allowed
+    g = await repo.lease_quota(key.key_id, 50)
+    assert g.granted == 50 and g.remaining == 10
+    g = await repo.lease_quota(key.key_id, 11)
+    assert (g.granted, g.remaining) == (10, 0)  # what is left, not nothing
+    assert (await repo.lease_quota(key.key_id, 1)).granted == 0
     await repo.set_plan(account_id, Plan.PRO, domain.limits_for(Plan.PRO))
-    r = await repo.check_rate_limit(key.key_id, cost=11)
-    assert r.allowed and r.limit == 300 and r.remaining == 239
+    g = await repo.lease_quota(key.key_id, 11)
+    assert g.granted == 11 and g.limit == 300 and g.remaining == 229
 
 
 async def _minute_used_matches_log(pool: asyncpg.Pool, key_id: str) -> None:
@@ -113,22 +127,22 @@ async def test_minute_count_stays_equal_to_the_log_through_expiry_and_sweep(
     account_id = await new_account(repo)
     await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(5, 1_000, 100, 5, 10))
     key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
-    assert all([(await repo.check_rate_limit(key.key_id)).allowed for _ in range(5)])
-    assert not (await repo.check_rate_limit(key.key_id)).allowed
+    assert all([_allowed(await _one(repo, key.key_id)) for _ in range(5)])
+    assert not _allowed(await _one(repo, key.key_id))
     await _minute_used_matches_log(pool, key.key_id)
     async with pool.acquire() as conn:  # two admissions leave the window
         await conn.execute("""UPDATE rate_limit_log SET at = at - interval '61 seconds'
                               WHERE at IN (SELECT at FROM rate_limit_log ORDER BY at LIMIT 2)""")
-    r = await repo.check_rate_limit(key.key_id)
-    assert r.allowed and r.remaining == 1
+    r = await _one(repo, key.key_id)
+    assert _allowed(r) and r.remaining == 1
     await _minute_used_matches_log(pool, key.key_id)
-    # A key quiet for a minute is swept; its next check starts from an empty window.
+    # A key quiet for a minute is swept; its next request starts from an empty window.
     async with pool.acquire() as conn:
         await conn.execute("UPDATE rate_limit_log SET at = at - interval '2 minutes'")
         await conn.execute("UPDATE rate_limit_state SET last_at = last_at - interval '2 minutes'")
     assert await repo.purge_rate_log() == 4
     await _minute_used_matches_log(pool, key.key_id)
-    assert (await repo.check_rate_limit(key.key_id)).remaining == 4
+    assert (await _one(repo, key.key_id)).remaining == 4
 
 
 async def test_concurrency_slots_are_shared_released_and_expire(repo: Repository, settings: Settings) -> None:
@@ -138,30 +152,31 @@ async def test_concurrency_slots_are_shared_released_and_expire(repo: Repository
     try:
         other = Repository(other_pool, pepper=settings.key_pepper)
         leases = [str(uuid.uuid4()) for _ in range(20)]
-        decisions = await asyncio.gather(*(
-            (repo if i % 2 else other).check_rate_limit(key.key_id, 1, lease) for i, lease in enumerate(leases)))
-        held = [lease for lease, d in zip(leases, decisions, strict=True) if d.allowed]
-        refused = [d for d in decisions if not d.allowed]
+        grants = await asyncio.gather(*(
+            _one(repo if i % 2 else other, key.key_id, lease) for i, lease in enumerate(leases)))
+        held = [lease for lease, g in zip(leases, grants, strict=True) if _allowed(g, slot=True)]
+        refused = [g for g in grants if not _allowed(g, slot=True)]
         assert len(held) == 5 and len(refused) == 15
-        assert all(d.refused_by is domain.LimitKind.CONCURRENCY and d.retry_after_seconds == 1
-                   and d.concurrent_limit == 5 and d.concurrent_active == 5 for d in refused)
-        # Refused requests are not counted against the minute: 5 of 60 used.
-        assert max(d.concurrent_active for d in decisions if d.allowed) == 5
-        assert (await repo.check_rate_limit(key.key_id)).remaining == 54  # no lease: not concurrency-limited
+        assert all(g.refused_by is domain.LimitKind.CONCURRENCY and g.retry_after_seconds == 1
+                   and g.concurrent_limit == 5 and g.concurrent_active == 5 for g in refused)
+        assert max(g.concurrent_active for g in grants if _allowed(g, slot=True)) == 5
+        # A request refused for want of a slot was still granted its place in the minute (a gateway keeps
+        # it for its next request and gives it back unspent): 20 of 60 used.
+        assert (await _one(repo, key.key_id)).remaining == 39  # no slot asked: not concurrency-limited
         assert await other.release_leases([held[0], held[0], "not-a-uuid"]) == 1
         assert await repo.release_leases([held[0]]) == 0
         fresh = str(uuid.uuid4())
-        assert (await repo.check_rate_limit(key.key_id, 1, fresh)).allowed
-        assert not (await repo.check_rate_limit(key.key_id, 1, str(uuid.uuid4()))).allowed
-        # A check frees the slots it carries before it counts: the gateway's way of releasing under load.
+        assert _allowed(await _one(repo, key.key_id, fresh), slot=True)
+        assert not _allowed(await _one(repo, key.key_id, str(uuid.uuid4())), slot=True)
+        # A call frees the slots it carries before it grants: the gateway's way of releasing under load.
         carried = str(uuid.uuid4())
-        d = await other.check_rate_limit(key.key_id, 1, carried, release=[held[4], "junk"])
-        assert d.allowed and d.concurrent_active == 5
+        g = await _one(other, key.key_id, carried, release=[held[4], "junk"])
+        assert _allowed(g, slot=True) and g.concurrent_active == 5
         assert await repo.release_leases([held[4]]) == 0
         assert await repo.release_leases([carried]) == 1
         held = held[:4]
         fresh2 = str(uuid.uuid4())
-        assert (await repo.check_rate_limit(key.key_id, 1, fresh2)).allowed
+        assert _allowed(await _one(repo, key.key_id, fresh2), slot=True)
         # A crashed gateway never releases: its slots free themselves when their lease expires. Renewal
         # keeps a running request's slot.
         async with other_pool.acquire() as conn:
@@ -169,8 +184,8 @@ async def test_concurrency_slots_are_shared_released_and_expire(repo: Repository
         assert await repo.renew_leases([fresh, fresh2], 30) == 2
         await asyncio.sleep(0.4)
         assert await repo.renew_leases(held[1:], 30) == 0  # expired slots are not revived
-        d = await repo.check_rate_limit(key.key_id, 1, str(uuid.uuid4()))
-        assert d.allowed and d.concurrent_active == 3
+        g = await _one(repo, key.key_id, str(uuid.uuid4()))
+        assert _allowed(g, slot=True) and g.concurrent_active == 3
     finally:
         await other_pool.close()
 

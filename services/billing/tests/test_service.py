@@ -89,8 +89,11 @@ async def test_rpcs_end_to_end(stub: pb_grpc.BillingServiceStub) -> None:
     err = await _error(stub.Authenticate(pb.AuthenticateRequest()))
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
 
-    rl = await stub.CheckRateLimit(pb.CheckRateLimitRequest(key_id=auth.key_id, account_id=acct.account_id))
-    assert rl.allowed and rl.limit == 60 and rl.remaining == 59 and rl.reset_unix > 0
+    rl = await stub.LeaseQuota(pb.LeaseQuotaRequest(key_id=auth.key_id, requests=1))
+    assert rl.granted == 1 and rl.grant_id > 0 and rl.limit == 60 and rl.remaining == 59 and rl.reset_unix > 0
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.LeaseQuota(pb.LeaseQuotaRequest(key_id=auth.key_id, requests=5000))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     res = await stub.ReserveCredits(pb.ReserveCreditsRequest(account_id=acct.account_id, batch_id="b1", credits=2))
     assert (res.available, res.reserved) == (1, 2)

@@ -3,20 +3,22 @@ arithmetic. Pure Python: no gRPC, asyncpg or NATS here, so every rule is testabl
 
 Rate limits (what each number means in this implementation):
 
-- `requests_per_minute`: an exact sliding-window log. A request is admitted when the cost of the requests
-  admitted in the 60 seconds before it, plus its own, does not exceed the limit. Refused requests are not
-  counted, so a client that backs off recovers exactly when the oldest admitted request leaves the window.
+- `requests_per_minute`: an exact sliding-window log. Requests are granted when the requests granted in
+  the 60 seconds before, plus them, do not exceed the limit. Refusals are not counted, so a client that
+  backs off recovers exactly when the oldest granted request leaves the window.
 - `requests_per_day`: a counter per key and UTC day, reset at 00:00 UTC.
-- `burst`: the most requests admitted in any one-second sliding window (spike protection for the
+- `burst`: the most requests granted in any one-second sliding window (spike protection for the
   database behind a key). With the seed's plans burst is larger than the per-minute limit, so the
   per-minute limit always binds first there; burst matters for Custom plans with a high per-minute limit.
 - `concurrent_requests`: the most requests of a key in flight at once, across every gateway. A gateway
-  takes a slot (a lease with an expiry) in the same call that counts the request, releases it when the
-  request ends and renews it while a long request runs; the slot of a gateway that crashed expires by
-  itself after `LEASE_SECONDS`, so a crash cannot leak a key's slots for longer than that.
+  takes a slot (a lease with an expiry) for each request, releases it when the request ends and renews it
+  while a long request runs; the slot of a gateway that crashed expires by itself after `LEASE_SECONDS`,
+  so a crash cannot leak a key's slots for longer than that.
 
-A request refused by any limit is not counted against the others. The limits are checked in the order
-day, minute, burst, concurrency, and the refusal names the first that binds.
+Gateways take requests in blocks (`LeaseQuota`): a block of n is granted in full or in part, as many as
+every window allows, and counted when granted; what a gateway does not spend comes back to the windows
+it was counted in. The limits are checked in the order day, minute, burst, concurrency, and a refusal
+names the first that grants nothing.
 """
 
 from __future__ import annotations
@@ -375,20 +377,6 @@ MAX_LEASES_PER_CALL = 1000
 def lease_seconds(requested: int) -> int:
     """The lease lifetime to use: the default when unset, else the request clamped to the bounds."""
     return LEASE_SECONDS if requested <= 0 else min(requested, MAX_LEASE_SECONDS)
-
-
-@dataclass(frozen=True)
-class RateDecision:
-    """The outcome of counting one request against a key's limits."""
-
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_unix: int
-    retry_after_seconds: int
-    refused_by: LimitKind = LimitKind.NONE
-    concurrent_limit: int = 0
-    concurrent_active: int = 0
 
 
 # The most requests one LeaseQuota call may ask for: a block is meant to last a gateway under a second.

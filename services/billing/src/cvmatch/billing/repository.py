@@ -31,7 +31,6 @@ from cvmatch.billing.domain import (
     Plan,
     PlanLimits,
     QuotaGrant,
-    RateDecision,
 )
 from cvmatch.platform import errors
 from cvmatch.platform.outbox import enqueue
@@ -257,24 +256,6 @@ class Repository:
         if not domain.has_scope(row["scopes"], required_scope):
             raise errors.permission_denied(f"This API key lacks the '{required_scope}' permission")
         return Authenticated(str(row["key_id"]), _account(row), domain.effective_scopes(row["scopes"]))
-
-    async def check_rate_limit(self, key_id: str, cost: int = 1, lease_id: str = "",
-                               lease_seconds: int = domain.LEASE_SECONDS,
-                               release: Sequence[str] = ()) -> RateDecision:
-        """Counts a request of `cost` against the key's limits, exactly, in one round trip; with a
-        `lease_id` (a UUID) the request also takes one of the key's concurrent-request slots. The slots in
-        `release` (of any key; malformed ids are skipped) are freed first."""
-        kid = parse_key_id(key_id)
-        lease = parse_lease_id(lease_id) if lease_id else None
-        async with self._hot() as conn:
-            row = await conn.fetchrow("SELECT * FROM check_rate_limit($1, $2, $3, $4, $5::uuid[])", kid,
-                                      max(1, cost), lease, domain.lease_seconds(lease_seconds), _lease_ids(release))
-        assert row is not None
-        if not row["known"]:
-            raise errors.not_found("API key not found")
-        return RateDecision(row["allowed"], row["lim"], row["remaining"], int(row["reset_unix"]),
-                            row["retry_after"], domain.LimitKind(row["refused_by"]), row["concurrent_limit"],
-                            row["concurrent_active"])
 
     async def lease_quota(self, key_id: str, requests: int, lease_ids: Sequence[str] = (),
                           lease_seconds: int = domain.LEASE_SECONDS, release: Sequence[str] = (),

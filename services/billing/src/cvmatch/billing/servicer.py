@@ -122,19 +122,6 @@ class BillingService(billing_service_pb2_grpc.BillingServiceServicer):
         return pb.AuthenticateResponse(key_id=auth.key_id, account=account_proto(auth.account),
                                        scopes=sorted(auth.scopes))
 
-    async def CheckRateLimit(self, request: pb.CheckRateLimitRequest,
-                             context: Context) -> pb.CheckRateLimitResponse:
-        """Counts one request (of `cost`, default 1) against the key's shared limits; with `lease_id`
-        it also takes a concurrent-request slot."""
-        d = await self._repo.check_rate_limit(_text(request.key_id, "key_id"), max(1, request.cost),
-                                              request.lease_id.strip(), request.lease_seconds,
-                                              _lease_list(request.release_lease_ids))
-        return pb.CheckRateLimitResponse(allowed=d.allowed, limit=d.limit, remaining=d.remaining,
-                                         reset_unix=d.reset_unix, retry_after_seconds=d.retry_after_seconds,
-                                         refused_by=LIMIT_TO_PROTO[d.refused_by],  # type: ignore[arg-type]
-                                         concurrent_limit=d.concurrent_limit,
-                                         concurrent_active=d.concurrent_active)
-
     async def LeaseQuota(self, request: pb.LeaseQuotaRequest, context: Context) -> pb.LeaseQuotaResponse:
         """Grants a block of the key's allowance and slots for a gateway to spend locally."""
         if not 0 <= request.requests <= domain.MAX_QUOTA_REQUESTS:

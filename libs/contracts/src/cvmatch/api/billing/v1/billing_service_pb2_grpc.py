@@ -40,10 +40,10 @@ class BillingServiceStub:
                 request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.AuthenticateRequest.SerializeToString,
                 response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.AuthenticateResponse.FromString,
                 _registered_method=True)
-        self.CheckRateLimit = channel.unary_unary(
-                '/cvmatch.api.billing.v1.BillingService/CheckRateLimit',
-                request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitRequest.SerializeToString,
-                response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitResponse.FromString,
+        self.LeaseQuota = channel.unary_unary(
+                '/cvmatch.api.billing.v1.BillingService/LeaseQuota',
+                request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaRequest.SerializeToString,
+                response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaResponse.FromString,
                 _registered_method=True)
         self.ReleaseLeases = channel.unary_unary(
                 '/cvmatch.api.billing.v1.BillingService/ReleaseLeases',
@@ -54,11 +54,6 @@ class BillingServiceStub:
                 '/cvmatch.api.billing.v1.BillingService/RenewLeases',
                 request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesRequest.SerializeToString,
                 response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesResponse.FromString,
-                _registered_method=True)
-        self.LeaseQuota = channel.unary_unary(
-                '/cvmatch.api.billing.v1.BillingService/LeaseQuota',
-                request_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaRequest.SerializeToString,
-                response_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaResponse.FromString,
                 _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/cvmatch.api.billing.v1.BillingService/CreateApiKey',
@@ -128,9 +123,10 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CheckRateLimit(self, request, context):
-        """Counts one request against a key's limits, shared by every gateway; with a lease id it also takes
-        one of the key's concurrent-request slots.
+    def LeaseQuota(self, request, context):
+        """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
+        the limits shared by every gateway when granted, for it to spend locally (a request at a time is a
+        block of one); also frees slots and takes back the unspent part of earlier blocks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,15 +141,6 @@ class BillingServiceServicer:
 
     def RenewLeases(self, request, context):
         """Extends the slots of requests still running, so that only a crashed gateway's slots expire.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def LeaseQuota(self, request, context):
-        """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
-        the shared limits now, for it to spend locally: what a gateway uses on its hot path instead of one
-        CheckRateLimit per request. Also takes back the unspent part of earlier blocks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -244,10 +231,10 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.AuthenticateRequest.FromString,
                     response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.AuthenticateResponse.SerializeToString,
             ),
-            'CheckRateLimit': grpc.unary_unary_rpc_method_handler(
-                    servicer.CheckRateLimit,
-                    request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitRequest.FromString,
-                    response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitResponse.SerializeToString,
+            'LeaseQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaseQuota,
+                    request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaRequest.FromString,
+                    response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaResponse.SerializeToString,
             ),
             'ReleaseLeases': grpc.unary_unary_rpc_method_handler(
                     servicer.ReleaseLeases,
@@ -258,11 +245,6 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.RenewLeases,
                     request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesRequest.FromString,
                     response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesResponse.SerializeToString,
-            ),
-            'LeaseQuota': grpc.unary_unary_rpc_method_handler(
-                    servicer.LeaseQuota,
-                    request_deserializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaRequest.FromString,
-                    response_serializer=cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaResponse.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -359,7 +341,7 @@ class BillingService:
             _registered_method=True)
 
     @staticmethod
-    def CheckRateLimit(request,
+    def LeaseQuota(request,
             target,
             options=(),
             channel_credentials=None,
@@ -372,9 +354,9 @@ class BillingService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/cvmatch.api.billing.v1.BillingService/CheckRateLimit',
-            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitRequest.SerializeToString,
-            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.CheckRateLimitResponse.FromString,
+            '/cvmatch.api.billing.v1.BillingService/LeaseQuota',
+            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaRequest.SerializeToString,
+            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -429,33 +411,6 @@ class BillingService:
             '/cvmatch.api.billing.v1.BillingService/RenewLeases',
             cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesRequest.SerializeToString,
             cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.RenewLeasesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def LeaseQuota(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/cvmatch.api.billing.v1.BillingService/LeaseQuota',
-            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaRequest.SerializeToString,
-            cvmatch_dot_api_dot_billing_dot_v1_dot_billing__service__pb2.LeaseQuotaResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,19 +35,15 @@ class BillingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> BillingServiceAsyncStub: ...
     Authenticate: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.AuthenticateRequest, _billing_service_pb2.AuthenticateResponse]
     """Resolves an API key secret to its account, plan and scopes."""
-    CheckRateLimit: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CheckRateLimitRequest, _billing_service_pb2.CheckRateLimitResponse]
-    """Counts one request against a key's limits, shared by every gateway; with a lease id it also takes
-    one of the key's concurrent-request slots.
+    LeaseQuota: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.LeaseQuotaRequest, _billing_service_pb2.LeaseQuotaResponse]
+    """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
+    the limits shared by every gateway when granted, for it to spend locally (a request at a time is a
+    block of one); also frees slots and takes back the unspent part of earlier blocks.
     """
     ReleaseLeases: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ReleaseLeasesRequest, _billing_service_pb2.ReleaseLeasesResponse]
     """Frees concurrent-request slots when their requests end (idempotent)."""
     RenewLeases: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.RenewLeasesRequest, _billing_service_pb2.RenewLeasesResponse]
     """Extends the slots of requests still running, so that only a crashed gateway's slots expire."""
-    LeaseQuota: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.LeaseQuotaRequest, _billing_service_pb2.LeaseQuotaResponse]
-    """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
-    the shared limits now, for it to spend locally: what a gateway uses on its hot path instead of one
-    CheckRateLimit per request. Also takes back the unspent part of earlier blocks.
-    """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CreateApiKeyRequest, _billing_service_pb2.CreateApiKeyResponse]
     """Creates an API key; the secret is returned once."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListApiKeysRequest, _billing_service_pb2.ListApiKeysResponse]
@@ -78,19 +74,15 @@ class BillingServiceAsyncStub(BillingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Authenticate: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.AuthenticateRequest, _billing_service_pb2.AuthenticateResponse]  # type: ignore[assignment]
     """Resolves an API key secret to its account, plan and scopes."""
-    CheckRateLimit: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CheckRateLimitRequest, _billing_service_pb2.CheckRateLimitResponse]  # type: ignore[assignment]
-    """Counts one request against a key's limits, shared by every gateway; with a lease id it also takes
-    one of the key's concurrent-request slots.
+    LeaseQuota: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.LeaseQuotaRequest, _billing_service_pb2.LeaseQuotaResponse]  # type: ignore[assignment]
+    """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
+    the limits shared by every gateway when granted, for it to spend locally (a request at a time is a
+    block of one); also frees slots and takes back the unspent part of earlier blocks.
     """
     ReleaseLeases: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ReleaseLeasesRequest, _billing_service_pb2.ReleaseLeasesResponse]  # type: ignore[assignment]
     """Frees concurrent-request slots when their requests end (idempotent)."""
     RenewLeases: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.RenewLeasesRequest, _billing_service_pb2.RenewLeasesResponse]  # type: ignore[assignment]
     """Extends the slots of requests still running, so that only a crashed gateway's slots expire."""
-    LeaseQuota: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.LeaseQuotaRequest, _billing_service_pb2.LeaseQuotaResponse]  # type: ignore[assignment]
-    """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
-    the shared limits now, for it to spend locally: what a gateway uses on its hot path instead of one
-    CheckRateLimit per request. Also takes back the unspent part of earlier blocks.
-    """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CreateApiKeyRequest, _billing_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     """Creates an API key; the secret is returned once."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListApiKeysRequest, _billing_service_pb2.ListApiKeysResponse]  # type: ignore[assignment]
@@ -126,13 +118,14 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Resolves an API key secret to its account, plan and scopes."""
 
     @_abc_1.abstractmethod
-    def CheckRateLimit(
+    def LeaseQuota(
         self,
-        request: _billing_service_pb2.CheckRateLimitRequest,
+        request: _billing_service_pb2.LeaseQuotaRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_billing_service_pb2.CheckRateLimitResponse, _abc.Awaitable[_billing_service_pb2.CheckRateLimitResponse]]:
-        """Counts one request against a key's limits, shared by every gateway; with a lease id it also takes
-        one of the key's concurrent-request slots.
+    ) -> _typing.Union[_billing_service_pb2.LeaseQuotaResponse, _abc.Awaitable[_billing_service_pb2.LeaseQuotaResponse]]:
+        """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
+        the limits shared by every gateway when granted, for it to spend locally (a request at a time is a
+        block of one); also frees slots and takes back the unspent part of earlier blocks.
         """
 
     @_abc_1.abstractmethod
@@ -150,17 +143,6 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.RenewLeasesResponse, _abc.Awaitable[_billing_service_pb2.RenewLeasesResponse]]:
         """Extends the slots of requests still running, so that only a crashed gateway's slots expire."""
-
-    @_abc_1.abstractmethod
-    def LeaseQuota(
-        self,
-        request: _billing_service_pb2.LeaseQuotaRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_billing_service_pb2.LeaseQuotaResponse, _abc.Awaitable[_billing_service_pb2.LeaseQuotaResponse]]:
-        """Hands a gateway a block of a key's request allowance and concurrent-request slots, counted against
-        the shared limits now, for it to spend locally: what a gateway uses on its hot path instead of one
-        CheckRateLimit per request. Also takes back the unspent part of earlier blocks.
-        """
 
     @_abc_1.abstractmethod
     def CreateApiKey(
