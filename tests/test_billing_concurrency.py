@@ -278,3 +278,88 @@ async def test_requests_are_let_through_when_the_limiter_is_unreachable(harness:
     results = [await _admit(h.auth, secret) for _ in range(10)]
     assert all(isinstance(r, dict) for r in results)
     assert not all("x-ratelimit-remaining" in r for r in results if isinstance(r, dict))
+
+
+async def test_sixty_requests_alternating_between_two_gateways_are_all_admitted(harness: Harness) -> None:
+    h = harness
+    secret, key_id = await _plan_key(h, account_pb2.PLAN_FREE)  # 60 per minute
+    other = Authenticator(h.channel, cache_seconds=1.0)
+    try:
+        # One client, exactly its limit, alternating gateways: near the end of the window blocks shrink
+        # to one request and none is asked for ahead, so nothing idles at one gateway while the other
+        # refuses.
+        results = [await _admit(h.auth if i % 2 else other, secret) for i in range(60)]
+        assert all(isinstance(r, dict) for r in results), [i for i, r in enumerate(results) if isinstance(r, int)]
+        refused = await _admit(h.auth, secret)
+        assert refused == 429
+    finally:
+        await other.close()
+    assert await _window_left(h, key_id) == 0
+
+
+async def test_a_request_cancelled_while_billing_is_slow_leaves_nothing_behind(harness: Harness) -> None:
+    h = harness
+    secret, key_id = await _plan_key(h, account_pb2.PLAN_PRO)  # 300 per minute, 20 at once
+    auth = Authenticator(h.channel, cache_seconds=5.0)
+    try:
+        assert isinstance(await _admit(auth, secret), dict)  # the key is looked up and cached
+        await _until_async(lambda: _window_left(h, key_id), 299)
+        real = auth._stub.LeaseQuota
+
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.5)  # billing is slow; the client gives up meanwhile
+            return await real(*args, **kwargs)
+
+        auth._stub.LeaseQuota = slow  # type: ignore[method-assign]
+        # The first request's lingering slot went back long ago; its block is settled: this one asks.
+        await asyncio.sleep(1.5)
+        task = asyncio.create_task(auth.authorize((("x-api-key", secret),), "match:read"))
+        await asyncio.sleep(0.1)
+        task.cancel()  # what grpc.aio does to a handler whose client went away
+        await asyncio.gather(task, return_exceptions=True)
+        auth._stub.LeaseQuota = real  # type: ignore[method-assign]
+        # What billing granted the cancelled request (a request and a slot) comes back all the same.
+        await _until_async(lambda: _window_left(h, key_id), 299)
+        probe = str(uuid.uuid4())
+        rl = await h.billing.LeaseQuota(pb.LeaseQuotaRequest(key_id=key_id, lease_ids=[probe]))
+        await h.billing.ReleaseLeases(pb.ReleaseLeasesRequest(lease_ids=[probe]))
+        assert rl.concurrent_active == 1  # the probe's own: no slot of a gone request is held
+        assert not auth._held
+    finally:
+        await auth.close()
+
+
+async def test_a_settlement_sent_again_gives_back_nothing_more(harness: Harness) -> None:
+    h = harness
+    secret, key_id = await _plan_key(h, account_pb2.PLAN_FREE)
+    real = h.auth._stub.LeaseQuota
+    lost = [0]
+
+    async def answer_lost_once(request: pb.LeaseQuotaRequest, **kwargs: Any) -> Any:
+        resp = await real(request, **kwargs)
+        if request.returns and not lost[0]:
+            lost[0] += 1  # billing applied the call, but its answer never arrived
+            raise grpc.aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata())
+        return resp
+
+    h.auth._stub.LeaseQuota = answer_lost_once  # type: ignore[method-assign]
+    admitted = sum([isinstance(await _admit(h.auth, secret), dict) for _ in range(7)])
+    await asyncio.sleep(2.0)  # the unspent rest is settled, and settled again
+    assert lost[0] == 1
+    assert await _window_left(h, key_id) == 60 - admitted
+
+
+async def test_close_returns_promptly_after_a_slot_was_freed() -> None:
+    # Nothing listens there: close() must not wait on billing, nor on its own housekeeping loop (woken
+    # by a freed slot just before it is cancelled).
+    auth = Authenticator(grpc.aio.insecure_channel("127.0.0.1:9"), cache_seconds=1.0)
+    for steps in range(4):
+        auth._start()
+        await asyncio.sleep(0.01)
+        auth._wake_flusher()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        async with asyncio.timeout(15):
+            await auth.close()
+        auth._closed = False
+        auth._tasks = []

@@ -3,7 +3,9 @@
 -- One database round trip per public request made the limiter the most expensive part of a cheap call.
 -- A gateway now takes a block of requests (and concurrent-request slots) at once, counted against the
 -- shared windows when granted, spends it over at most a second and gives back what it did not spend.
--- The limits stay exact: every admitted request was granted here first.
+-- Every admitted request was granted here first, so gateways together never exceed a limit. Near the end
+-- of a window blocks shrink to one request, so that unspent requests idle at one gateway do not refuse
+-- another's.
 
 -- The per-request check it replaces.
 DROP FUNCTION check_rate_limit(uuid, integer, uuid, integer, uuid[]);
@@ -14,12 +16,14 @@ ALTER TABLE rate_limit_log ADD PRIMARY KEY (id);
 
 -- Grants up to `p_want` requests (as many as the day, minute and burst limits allow now) and, unless
 -- requests were wanted and none granted, the slots in `p_leases` while the concurrency limit allows.
--- First frees the slots in `p_release` and gives back the unspent requests of this key's earlier grants
--- (`p_return_ids` / `p_return_counts`: grant ids and how many of each). `refused_by` names the limit that
+-- First frees the slots in `p_release` and settles this key's earlier grants: `p_return_ids` /
+-- `p_return_spent` are grant ids and how many of each were spent; the rest goes back. A settlement is a
+-- number, not a difference, so one sent twice (its answer was lost) gives back nothing more. `refused_by`
+-- names the limit that
 -- granted nothing of what was wanted ('' otherwise); `retry_after` is then when one more would fit.
 -- Returns known = false for an unknown key.
 CREATE FUNCTION lease_rate_quota(p_key uuid, p_want integer, p_leases uuid[], p_lease_seconds integer,
-                                 p_release uuid[], p_return_ids bigint[], p_return_counts integer[])
+                                 p_release uuid[], p_return_ids bigint[], p_return_spent integer[])
 RETURNS TABLE (known boolean, granted integer, grant_id bigint, lim integer, remaining integer,
                reset_unix bigint, retry_after integer, refused_by text, concurrent_limit integer,
                concurrent_active integer, leases_granted integer)
@@ -91,10 +95,11 @@ BEGIN
     -- Unspent requests come back: `minute_used` is the sum of the key's rows, so it loses what a row
     -- loses; the day's count too when the row was granted today. A row already swept gives nothing back.
     FOR i IN 1 .. coalesce(cardinality(p_return_ids), 0) LOOP
-        CONTINUE WHEN coalesce(p_return_counts[i], 0) <= 0;
+        CONTINUE WHEN p_return_spent[i] IS NULL OR p_return_spent[i] < 0;
         SELECT l.cost, l.at INTO v_cost, v_at FROM rate_limit_log l WHERE l.id = p_return_ids[i] AND l.key_id = p_key;
         CONTINUE WHEN NOT FOUND;
-        v_back := least(p_return_counts[i], v_cost);
+        v_back := v_cost - least(p_return_spent[i], v_cost);
+        CONTINUE WHEN v_back = 0;
         IF v_back = v_cost THEN
             DELETE FROM rate_limit_log l WHERE l.id = p_return_ids[i];
         ELSE
@@ -114,7 +119,7 @@ BEGIN
 
     v_lim := v_rpm;
     IF p_want > 0 THEN
-        v_granted := least(p_want, v_rpd - v_count, v_rpm - v_used);
+        v_granted := least(v_rpd - v_count, v_rpm - v_used);  -- what every window allows now
         IF v_burst < v_rpm AND v_granted > 0 THEN
             -- With burst >= the per-minute limit (every listed plan) the minute check already bounds any
             -- one second, so the one-second sum is only read when it can bind.
@@ -123,6 +128,13 @@ BEGIN
             v_granted := least(v_granted, v_burst - v_second);
         END IF;
         v_granted := greatest(v_granted, 0);
+        IF v_granted < 3 * p_want THEN
+            -- The end of the window is near: a request at a time, so that what one gateway holds unspent
+            -- stays small beside what is left for the others.
+            v_granted := least(v_granted, 1);
+        ELSE
+            v_granted := p_want;
+        END IF;
         IF v_granted = 0 THEN
             -- Refusals are not counted: a client that backs off recovers exactly when its oldest request
             -- leaves.

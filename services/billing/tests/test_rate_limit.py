@@ -100,17 +100,16 @@ async def test_burst_caps_one_second(repo: Repository) -> None:
     assert _allowed(await _one(repo, key.key_id))
 
 
-async def test_blocks_are_granted_in_part_and_plan_changes_take_effect(repo: Repository) -> None:
-    account_id = await new_account(repo)
+async def test_blocks_shrink_to_one_near_the_end_and_plan_changes_take_effect(repo: Repository) -> None:
+    account_id = await new_account(repo)  # Free: 60 per minute
     key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
-    g = await repo.lease_quota(key.key_id, 50)
-    assert g.granted == 50 and g.remaining == 10
-    g = await repo.lease_quota(key.key_id, 11)
-    assert (g.granted, g.remaining) == (10, 0)  # what is left, not nothing
-    assert (await repo.lease_quota(key.key_id, 1)).granted == 0
+    g = await repo.lease_quota(key.key_id, 15)
+    assert (g.granted, g.remaining) == (15, 45)
+    # A block is granted in full while three times its size is left; after that, a request at a time.
+    assert [(await repo.lease_quota(key.key_id, 15)).granted for _ in range(3)] == [15, 1, 1]
     await repo.set_plan(account_id, Plan.PRO, domain.limits_for(Plan.PRO))
     g = await repo.lease_quota(key.key_id, 11)
-    assert g.granted == 11 and g.limit == 300 and g.remaining == 229
+    assert g.granted == 11 and g.limit == 300 and g.remaining == 300 - 32 - 11
 
 
 async def _minute_used_matches_log(pool: asyncpg.Pool, key_id: str) -> None:
@@ -200,59 +199,64 @@ async def test_concurrent_blocks_never_grant_more_than_the_limit(repo: Repositor
     other_pool = await create_pool(settings.common)
     try:
         other = Repository(other_pool, pepper=settings.key_pepper)
-        grants = await asyncio.gather(*((repo if i % 2 else other).lease_quota(key.key_id, 7) for i in range(20)))
+        grants = await asyncio.gather(*((repo if i % 2 else other).lease_quota(key.key_id, 7) for i in range(30)))
     finally:
         await other_pool.close()
+    # Blocks of 7 while 21 are left, then one at a time: the window fills exactly.
     assert sum(g.granted for g in grants) == 60
-    # Partial grants fill the window exactly; each block covers its own range of the countdown.
+    assert sorted(g.granted for g in grants if g.granted) == [1] * 18 + [7] * 6
+    # Each block covers its own range of the countdown.
     granted = [g for g in grants if g.granted]
     ranges = sorted(n for g in granted for n in range(g.remaining, g.remaining + g.granted))
     assert ranges == list(range(60))
     assert len({g.grant_id for g in granted}) == len(granted)
     refused = [g for g in grants if not g.granted]
-    assert refused and all(g.refused_by is domain.LimitKind.PER_MINUTE and 58 <= g.retry_after_seconds <= 60
-                           and g.remaining == 0 for g in refused)
+    assert len(refused) == 6 and all(g.refused_by is domain.LimitKind.PER_MINUTE and 58 <= g.retry_after_seconds <= 60
+                                     and g.remaining == 0 for g in refused)
     await _minute_used_matches_log(pool, key.key_id)
 
 
-async def test_unspent_requests_come_back(repo: Repository, pool: asyncpg.Pool) -> None:
+async def test_unspent_requests_come_back_once(repo: Repository, pool: asyncpg.Pool) -> None:
     account_id = await new_account(repo)
-    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(10, 12, 100, 5, 10))
+    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(100, 120, 1_000, 5, 10))
     key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
-    a = await repo.lease_quota(key.key_id, 6)
-    b = await repo.lease_quota(key.key_id, 6)
-    assert (a.granted, a.remaining, b.granted, b.remaining) == (6, 4, 4, 0)
-    assert (await repo.lease_quota(key.key_id, 1)).refused_by is domain.LimitKind.PER_MINUTE
-    # Three of the first block and all of the second were not spent: seven come back to the minute and
-    # the day, and are granted again.
-    c = await repo.lease_quota(key.key_id, 9, returns=[(a.grant_id, 3), (b.grant_id, 4)])
-    assert (c.granted, c.remaining) == (7, 0)
+    a = await repo.lease_quota(key.key_id, 30)
+    b = await repo.lease_quota(key.key_id, 20)
+    assert (a.granted, a.remaining, b.granted, b.remaining) == (30, 70, 20, 50)
+    # Of the first block 27 were spent, of the second none: 23 come back to the minute and the day. A
+    # settlement says how many were spent, so sent again (its answer lost) it gives back nothing more.
+    for _ in range(2):
+        c = await repo.lease_quota(key.key_id, 0, returns=[(a.grant_id, 27), (b.grant_id, 0)])
+        assert (c.granted, c.remaining) == (0, 73)
     await _minute_used_matches_log(pool, key.key_id)
-    # A block never gives back more than it granted, nor twice, nor to another key.
+    # A block never gives back more than it granted, nor to another key; a later, smaller figure (a
+    # request taken from the block was refused after all) gives back the difference.
     other_key, _ = await repo.create_key(account_id, "k2", ["match:execute"], None)
-    await repo.lease_quota(other_key.key_id, 0, returns=[(c.grant_id, 7)])
-    d = await repo.lease_quota(key.key_id, 0, returns=[(a.grant_id, 50), (a.grant_id, 1), (b.grant_id, 1)])
-    assert (d.granted, d.remaining) == (0, 3)
+    await repo.lease_quota(other_key.key_id, 0, returns=[(a.grant_id, 0)])
+    d = await repo.lease_quota(key.key_id, 0, returns=[(a.grant_id, 50), (a.grant_id, 26), (b.grant_id, 5)])
+    assert (d.granted, d.remaining) == (0, 74)
     await _minute_used_matches_log(pool, key.key_id)
-    # The day counted 6 + 4 + 7 - 3 - 4 - 3 = 7 of 12; the minute has 3 left, the day 5.
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT day_count FROM rate_limit_state WHERE key_id = $1::uuid",
-                                   key.key_id) == 7
+                                   key.key_id) == 26
 
 
 async def test_blocks_respect_day_and_burst(repo: Repository) -> None:
     account_id = await new_account(repo)
-    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(1_000, 8, 5, 5, 10))
+    await repo.set_plan(account_id, Plan.CUSTOM, PlanLimits(1_000, 40, 30, 5, 10))
     key, _ = await repo.create_key(account_id, "k", ["match:execute"], None)
-    first = await repo.lease_quota(key.key_id, 100)
-    assert first.granted == 5  # the one-second burst binds first
-    refused = await repo.lease_quota(key.key_id, 1)
-    assert refused.granted == 0 and refused.refused_by is domain.LimitKind.BURST and refused.retry_after_seconds == 1
+    first = await repo.lease_quota(key.key_id, 10)
+    assert first.granted == 10
+    # The one-second burst leaves 20: below three blocks, so one at a time, then none.
+    assert [(await repo.lease_quota(key.key_id, 10)).granted for _ in range(2)] == [1, 1]
+    while (g := await repo.lease_quota(key.key_id, 1)).granted:
+        pass
+    assert g.refused_by is domain.LimitKind.BURST and g.retry_after_seconds == 1
     await asyncio.sleep(1.1)
-    second = await repo.lease_quota(key.key_id, 100)
-    assert second.granted == 3  # then the day's 8
-    day = await repo.lease_quota(key.key_id, 1)
-    assert day.refused_by is domain.LimitKind.PER_DAY and day.limit == 8 and day.remaining == 0
+    assert (await repo.lease_quota(key.key_id, 3)).granted == 3  # then the day's 40 binds
+    while (g := await repo.lease_quota(key.key_id, 1)).granted:
+        pass
+    assert g.refused_by is domain.LimitKind.PER_DAY and g.limit == 40 and g.remaining == 0
 
 
 async def test_blocks_of_slots(repo: Repository) -> None:

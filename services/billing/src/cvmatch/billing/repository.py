@@ -260,9 +260,10 @@ class Repository:
     async def lease_quota(self, key_id: str, requests: int, lease_ids: Sequence[str] = (),
                           lease_seconds: int = domain.LEASE_SECONDS, release: Sequence[str] = (),
                           returns: Sequence[tuple[int, int]] = ()) -> QuotaGrant:
-        """Grants up to `requests` of the key's allowance and the slots `lease_ids` (UUIDs) while its
-        limits allow, in one round trip, after freeing the slots in `release` and giving back the unspent
-        `(grant id, requests)` of earlier grants of this key."""
+        """Grants up to `requests` of the key's allowance (one at a time near the end of a window) and the
+        slots `lease_ids` (UUIDs) while its limits allow, in one round trip, after freeing the slots in
+        `release` and settling earlier grants of this key: `returns` are `(grant id, spent)`, and what was
+        not spent goes back."""
         kid = parse_key_id(key_id)
         leases = [parse_lease_id(lease) for lease in lease_ids]
         async with self._hot() as conn:

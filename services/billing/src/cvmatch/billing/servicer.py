@@ -131,7 +131,7 @@ class BillingService(billing_service_pb2_grpc.BillingServiceServicer):
         g = await self._repo.lease_quota(_text(request.key_id, "key_id"), request.requests,
                                          _lease_list(request.lease_ids), request.lease_seconds,
                                          _lease_list(request.release_lease_ids),
-                                         [(r.grant_id, r.requests) for r in request.returns])
+                                         [(r.grant_id, r.spent) for r in request.returns])
         return pb.LeaseQuotaResponse(granted=g.granted, grant_id=g.grant_id, limit=g.limit, remaining=g.remaining,
                                      reset_unix=g.reset_unix, retry_after_seconds=g.retry_after_seconds,
                                      refused_by=LIMIT_TO_PROTO[g.refused_by],  # type: ignore[arg-type]

@@ -84,13 +84,19 @@ MAX_BLOCK = 100
 BLOCK_SHARE_OF_MINUTE = 20
 # A slot freed by a request waits this long for the key's next request before it goes back to billing;
 # at most a tenth of the key's concurrency limit waits at a time (none under ten: with a limit of five, a
-# slot idle here would refuse a request at another gateway).
+# slot idle here would refuse a request at another gateway). Slots are never asked for ahead of need.
 SLOT_LINGER_SECONDS = 0.2
 SPARE_SHARE_OF_CONCURRENCY = 10
 # How often the housekeeping loop gives back what waited long enough.
 HOUSEKEEPING_SECONDS = 0.05
 # How long a freed slot waits for a call to billing to carry it before it is sent on its own.
 RELEASE_DELAY_SECONDS = 0.003
+# Billing takes at most this many lease ids (or settlements) per call.
+MAX_IDS_PER_CALL = 1000
+# Billing answers in milliseconds; past this the gateway stops waiting (and lets the request through).
+BILLING_TIMEOUT_SECONDS = 2.0
+# What a call to billing may fail with and still let the request through: billing is down or slow.
+_UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 def _is_context(obj: Any) -> bool:
@@ -102,6 +108,7 @@ class _Block:
     """Requests granted by billing and not yet admitted here."""
 
     grant_id: int
+    granted: int
     # The places in the key's countdown (`X-RateLimit-Remaining`) this block still holds, ascending: a
     # block of n granted when the key had r left after it covers r + n - 1 down to r.
     places: list[int]
@@ -130,6 +137,9 @@ class _KeyQuota:
         self.free: dict[str, float] = {}
         self.spare = 0
         self.in_use = 0
+        # What billing said the key had left after its last grant: no block is asked for ahead of need
+        # near the end of a window, where one idle at this gateway would refuse a request at another.
+        self.last_remaining = 0
         self.last_used = now
 
     def take(self, now: float) -> tuple[_Block, int] | None:
@@ -163,17 +173,19 @@ class _KeyQuota:
 
     def add(self, resp: billing.LeaseQuotaResponse, now: float) -> None:
         self.cap = max(1, min(MAX_BLOCK, resp.limit // BLOCK_SHARE_OF_MINUTE))
+        self.last_remaining = resp.remaining
         if resp.concurrent_limit:
             self.spare = resp.concurrent_limit // SPARE_SHARE_OF_CONCURRENCY
         if resp.granted > 0:
-            self.blocks.append(_Block(resp.grant_id, list(range(resp.remaining, resp.remaining + resp.granted)),
+            self.blocks.append(_Block(resp.grant_id, resp.granted,
+                                      list(range(resp.remaining, resp.remaining + resp.granted)),
                                       resp.limit, resp.reset_unix, now + BLOCK_SECONDS))
             # Answers to calls in flight at once may arrive out of order; grants are numbered in order.
             self.blocks.sort(key=lambda b: b.grant_id)
 
     def expired(self, now: float) -> list[billing.QuotaReturn]:
-        """Drops spent and expired blocks; what expired unspent is to be given back."""
-        back = [billing.QuotaReturn(grant_id=b.grant_id, requests=b.left)
+        """Drops spent and expired blocks; expired ones with requests unspent are to be settled."""
+        back = [billing.QuotaReturn(grant_id=b.grant_id, spent=b.granted - b.left)
                 for b in self.blocks if b.left > 0 and b.expires <= now]
         self.blocks = [b for b in self.blocks if b.left > 0 and b.expires > now]
         return back
@@ -280,7 +292,11 @@ class Authenticator:
                       auth.account.limits.max_cvs_per_job, headers)
 
     async def _admit(self, key_id: str) -> tuple[Metadata, str | None]:
-        """Counts one request and takes a slot, from what this gateway holds or from billing."""
+        """Counts one request and takes a slot, from what this gateway holds or from billing.
+
+        Whatever way it ends (a refusal, a failure, the client going away while billing is asked), a
+        request that is not admitted puts back what it took.
+        """
         self._start()
         now = time.monotonic()
         q = self._quotas.get(key_id)
@@ -290,49 +306,44 @@ class Authenticator:
         taken = q.take(now)
         if taken is None and q.refill is not None:
             # The next block is on its way: wait for it rather than ask again (and take requests in the
-            # order billing granted them, so the countdown stays in order).
+            # order billing granted them, so the countdown stays in order). Nothing is held yet.
             await asyncio.shield(q.refill)
             now = time.monotonic()
             taken = q.take(now)
         lease = q.free.popitem()[0] if q.free else None
-        if taken is None or lease is None:
-            want = 0 if taken is not None else q.size(now)
-            # When requests of the key overlap here, spare slots come along for the next ones.
-            spares = q.spare - len(q.free) if q.in_use else 0
-            asked = [] if lease is not None else [str(uuid.uuid4()) for _ in range(1 + max(spares, 0))]
-            resp = await self._lease(key_id, want, asked)
-            if resp is None:  # the limiter is unreachable: let the request through, without a slot
-                return (_headers(taken[0].limit, taken[1], taken[0].reset_unix) if taken else ()), lease
-            now = time.monotonic()
-            q.add(resp, now)
-            for spare in asked[1:resp.leases_granted]:
-                self._held[spare] = now
-                q.free[spare] = now
-            if taken is None:
-                taken = q.take(now)
+        admitted = False
+        try:
+            if taken is None or lease is None:
+                answer = await self._call(key_id, q, 0 if taken else q.size(now), slot=lease is None)
+                if answer is None:  # the limiter is unreachable: let the request through, without a slot
+                    admitted = True
+                    return (_headers(taken[0].limit, taken[1], taken[0].reset_unix) if taken else ()), lease
+                resp, granted_lease = answer
                 if taken is None:
-                    if lease is not None:
-                        self._park(q, lease)
-                    raise self._refusal(resp, _headers(resp.limit, resp.remaining, resp.reset_unix))
-            if lease is None:
-                if resp.leases_granted:
-                    lease = asked[0]
-                    self._held[lease] = now
-                elif q.free:  # a spare brought by another request's call meanwhile
-                    lease = q.free.popitem()[0]
-                else:
-                    lease = await self._slot_again(key_id, q)
+                    taken = q.take(time.monotonic())
+                    if taken is None:
+                        raise self._refusal(resp, _headers(resp.limit, resp.remaining, resp.reset_unix))
+                if lease is None:
+                    # A slot billing granted now, else one freed here meanwhile, else one more try.
+                    lease = granted_lease or (q.free.popitem()[0] if q.free else None)
                     if lease is None:
-                        q.untake(*taken)  # not admitted: the request stays unspent
+                        lease = await self._slot_again(key_id, q)
+                    if lease is None:
                         raise self._refusal(resp, _headers(taken[0].limit, taken[1], taken[0].reset_unix))
+            admitted = True
+        finally:
+            if not admitted:
+                if taken is not None:
+                    q.untake(*taken)
+                if lease is not None:
+                    self._park(q, lease)
         block, remaining = taken
         if q.refill is None:
             size = q.size(now)
-            # Ask for the next block (and a spare slot when none waits) before this one runs out, so that
-            # requests do not wait for billing; a key used now and then gets a request at a time.
-            if size > 1 and q.available(now) <= size // 2:
-                q.refill = asyncio.create_task(self._refill(key_id, q, size, slot=q.spare > 0 and not q.free),
-                                               name="quota-refill")
+            # Ask for the next block before this one runs out, so that requests do not wait for billing;
+            # not for a key used now and then, and not near the end of its window.
+            if size > 1 and q.available(now) <= size // 2 and q.last_remaining >= 3 * size:
+                q.refill = asyncio.create_task(self._refill(key_id, q, size), name="quota-refill")
         return _headers(block.limit, remaining, block.reset_unix), lease
 
     async def _slot_again(self, key_id: str, q: _KeyQuota) -> str | None:
@@ -341,44 +352,78 @@ class Authenticator:
         await asyncio.sleep(2 * RELEASE_DELAY_SECONDS)
         if q.free:
             return q.free.popitem()[0]
-        lease = str(uuid.uuid4())
-        resp = await self._lease(key_id, 0, [lease])
-        if resp is None or not resp.leases_granted:
+        answer = await self._call(key_id, q, 0, slot=True)
+        return answer[1] if answer else None
+
+    async def _call(self, key_id: str, q: _KeyQuota, requests: int, *,
+                    slot: bool) -> tuple[billing.LeaseQuotaResponse, str | None] | None:
+        """Asks billing for `requests` and a slot in a task of its own, so that a request cancelled while
+        it waits (the client went away) loses nothing: the block joins the key's, and the slot, when the
+        waiter is gone, is kept or freed like any slot whose request ended. None when billing is
+        unreachable."""
+        task = asyncio.create_task(self._lease_into(key_id, q, requests, slot=slot))
+        self._track(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            def orphaned(t: asyncio.Task[tuple[billing.LeaseQuotaResponse, str | None] | None]) -> None:
+                if not t.cancelled() and t.exception() is None and (res := t.result()) and res[1]:
+                    self._park(q, res[1])
+
+            task.add_done_callback(orphaned)
+            raise
+
+    async def _lease_into(self, key_id: str, q: _KeyQuota, requests: int, *,
+                          slot: bool) -> tuple[billing.LeaseQuotaResponse, str | None] | None:
+        asked = [str(uuid.uuid4())] if slot else []
+        resp = await self._lease(key_id, requests, asked)
+        if resp is None:
             return None
-        self._held[lease] = time.monotonic()
-        return lease
+        now = time.monotonic()
+        q.add(resp, now)
+        if asked and resp.leases_granted:
+            self._held[asked[0]] = now
+            return resp, asked[0]
+        return resp, None
 
     async def _lease(self, key_id: str, requests: int, lease_ids: list[str]) -> billing.LeaseQuotaResponse | None:
-        """One LeaseQuota call, carrying the slots to free and the requests to give back; None when billing
-        is unreachable."""
-        release, self._to_release = self._to_release, []
+        """One LeaseQuota call, carrying slots to free and the key's blocks to settle; None when billing
+        is unreachable (the request is then let through)."""
+        release, self._to_release = self._to_release[:MAX_IDS_PER_CALL], self._to_release[MAX_IDS_PER_CALL:]
         returns = self._returns.pop(key_id, [])
+        answered = False
         try:
             resp: billing.LeaseQuotaResponse = await self._stub.LeaseQuota(
                 billing.LeaseQuotaRequest(key_id=key_id, requests=requests, lease_ids=lease_ids,
                                           lease_seconds=self._lease_seconds, release_lease_ids=release,
-                                          returns=returns),
-                timeout=2.0)
+                                          returns=returns[:MAX_IDS_PER_CALL]),
+                timeout=BILLING_TIMEOUT_SECONDS)
+            answered = True
+            if len(returns) > MAX_IDS_PER_CALL:
+                self._returns.setdefault(key_id, []).extend(returns[MAX_IDS_PER_CALL:])
+            return resp
         except grpc.aio.AioRpcError as exc:
-            # Freeing and giving back are idempotent: they go again with the next call.
-            self._to_release.extend(release)
-            self._wake_flusher()
-            if returns:
-                self._returns.setdefault(key_id, []).extend(returns)
+            if exc.code() == grpc.StatusCode.NOT_FOUND:  # the key was deleted since it was looked up
+                returns = []
+                raise errors.unauthenticated() from None
+            if exc.code() not in _UNREACHABLE:
+                raise
             log.warning("rate limiter unreachable; request let through", extra={"code": exc.code().name})
             return None
-        return resp
+        finally:
+            if not answered:
+                # Whether or not billing applied the call, sending it again is safe: freeing is idempotent,
+                # a settlement is a figure rather than a difference, and slots asked for are freed.
+                self._to_release += release + lease_ids
+                if returns:
+                    self._returns.setdefault(key_id, []).extend(returns)
+                self._wake_flusher()
 
-    async def _refill(self, key_id: str, q: _KeyQuota, size: int, *, slot: bool) -> None:
+    async def _refill(self, key_id: str, q: _KeyQuota, size: int) -> None:
         try:
-            asked = [str(uuid.uuid4())] if slot else []
-            resp = await self._lease(key_id, size, asked)
-            if resp is not None:
-                now = time.monotonic()
-                q.add(resp, now)
-                for extra in asked[:resp.leases_granted]:
-                    self._held[extra] = now
-                    q.free[extra] = now
+            await self._lease_into(key_id, q, size, slot=False)
+        except Exception as exc:  # the requests that need a block ask for it themselves
+            log.warning("asking billing for the next block failed", extra={"error": type(exc).__name__})
         finally:
             q.refill = None
 
@@ -440,7 +485,9 @@ class Authenticator:
             self._wake_flusher()
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+        self._track(asyncio.create_task(coro))
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -461,9 +508,11 @@ class Authenticator:
         unspent rest of expired blocks; and frees released slots that no call to billing carried within a
         few milliseconds (a busy gateway frees them with its next calls)."""
         assert self._wake is not None
-        while True:
+        while not self._closed:
+            # asyncio.timeout, not wait_for: wait_for can swallow the cancellation close() sends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), HOUSEKEEPING_SECONDS)
+                async with asyncio.timeout(HOUSEKEEPING_SECONDS):
+                    await self._wake.wait()
             if self._wake.is_set():
                 await asyncio.sleep(RELEASE_DELAY_SECONDS)
                 self._wake.clear()
@@ -489,13 +538,15 @@ class Authenticator:
 
     async def _flush(self) -> None:
         for key_id in list(self._returns):
-            # Requests go back to their key's windows with a call for that key (one key per call, so calls
-            # never wait on each other's keys); slots to free ride along.
-            await self._lease(key_id, 0, [])
+            # Blocks are settled with a call for their key (one key per call, so calls never wait on each
+            # other's keys); slots to free ride along.
+            with contextlib.suppress(errors.DomainError):  # a deleted key: nothing left to settle
+                await self._lease(key_id, 0, [])
         while self._to_release:
-            batch, self._to_release = self._to_release[:1000], self._to_release[1000:]
+            batch, self._to_release = self._to_release[:MAX_IDS_PER_CALL], self._to_release[MAX_IDS_PER_CALL:]
             try:
-                await self._stub.ReleaseLeases(billing.ReleaseLeasesRequest(lease_ids=batch), timeout=5.0)
+                await self._stub.ReleaseLeases(billing.ReleaseLeasesRequest(lease_ids=batch),
+                                               timeout=BILLING_TIMEOUT_SECONDS)
             except Exception as exc:
                 # The slots expire by themselves; retrying here could only pile up work.
                 log.warning("releasing concurrent-request slots failed; they will expire",
@@ -503,41 +554,41 @@ class Authenticator:
 
     async def _renew_loop(self) -> None:
         """Keeps the slots of long requests (uploads) alive; only a crashed gateway's slots expire."""
-        while True:
+        while not self._closed:
             await asyncio.sleep(self._renew_after / 2)
             now = time.monotonic()
             due = [lease for lease, at in self._held.items() if now - at >= self._renew_after]
-            if not due:
-                continue
-            try:
-                await self._stub.RenewLeases(
-                    billing.RenewLeasesRequest(lease_ids=due, lease_seconds=self._lease_seconds), timeout=5.0)
-            except Exception as exc:  # the slots are retried on the next round, before they expire
-                log.warning("renewing concurrent-request slots failed", extra={"error": type(exc).__name__})
-                continue
-            for lease in due:
-                if lease in self._held:
-                    self._held[lease] = now
+            for i in range(0, len(due), MAX_IDS_PER_CALL):
+                chunk = due[i:i + MAX_IDS_PER_CALL]
+                try:
+                    await self._stub.RenewLeases(
+                        billing.RenewLeasesRequest(lease_ids=chunk, lease_seconds=self._lease_seconds),
+                        timeout=BILLING_TIMEOUT_SECONDS)
+                except Exception as exc:  # the slots are retried on the next round, before they expire
+                    log.warning("renewing concurrent-request slots failed", extra={"error": type(exc).__name__})
+                    continue
+                for lease in chunk:
+                    if lease in self._held:
+                        self._held[lease] = now
 
     async def close(self) -> None:
-        """Stops the background loops, gives back every unspent request and frees every slot (on shutdown,
-        after the server stopped taking requests)."""
+        """Stops the background work, settles every block and frees every slot (on shutdown, after the
+        server stopped taking requests). Bounded: billing being down does not hold the shutdown."""
         self._closed = True
-        for task in [*self._tasks, *self._background]:
+        pending = [*self._tasks, *self._background,
+                   *(q.refill for q in self._quotas.values() if q.refill is not None)]
+        for task in pending:
             task.cancel()
-        for task in [*self._tasks, *self._background]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
         self._tasks = []
-        for key_id, q in self._quotas.items():
-            if q.refill is not None:
-                q.refill.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await q.refill
+        for key_id, q in list(self._quotas.items()):
             back = q.expired(float("inf"))
             if back:
                 self._returns.setdefault(key_id, []).extend(back)
             q.free.clear()
         self._to_release.extend(self._held)
         self._held.clear()
-        await self._flush()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10.0):
+                await self._flush()

@@ -126,7 +126,7 @@ class LeaseQuotaRequest(_message.Message):
 
     @_builtins.property
     def returns(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuotaReturn]:
-        """Unspent requests of earlier blocks of this key, given back to its windows first."""
+        """Earlier blocks of this key that are done with: what was not spent goes back to its windows first."""
 
     def __init__(
         self,
@@ -148,24 +148,26 @@ Global___LeaseQuotaRequest: _TypeAlias = LeaseQuotaRequest  # noqa: Y015
 
 @_typing.final
 class QuotaReturn(_message.Message):
-    """The unspent part of a block of requests."""
+    """How much of a block of requests was spent; the rest goes back. A number, not a difference, so a
+    settlement sent again (its answer was lost) gives back nothing more.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     GRANT_ID_FIELD_NUMBER: _builtins.int
-    REQUESTS_FIELD_NUMBER: _builtins.int
+    SPENT_FIELD_NUMBER: _builtins.int
     grant_id: _builtins.int
     """The block's `grant_id`."""
-    requests: _builtins.int
+    spent: _builtins.int
     def __init__(
         self,
         *,
         grant_id: _builtins.int = ...,
-        requests: _builtins.int = ...,
+        spent: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant_id", b"grant_id", "requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant_id", b"grant_id", "spent", b"spent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
