@@ -112,6 +112,8 @@ ALWAYS_CONTEXT = {
     "processing", "linear", "prism", "solid", "next", "nest", "remix", "arc", "publisher", "dynamics",
     "epic", "power", "windows", "mac", "make", "ant", "ionic", "backbone", "knockout", "polymer", "redux",
     "bamboo", "lotus", "blackboard", "maya", "gatsby", "aurelia", "sas",
+    # ESCO's bracket-qualified product names ("Scratch (computer programming)") that O*NET's prose lacks.
+    "scratch", "absorb", "rage", "shiva", "frostbite",
 }
 
 GENERIC_LABELS = {
@@ -403,6 +405,8 @@ BAD_LABELS = {
     "source", "pos", "did", "cpt", "spe", "ems", "jersey", "boost", "presenter", "wild", "fastest",
     "after the deadline", "application procedure", "application process", "be responsible",
 }
+# ESCO's "Name (kind of thing)" preferred labels of products and languages.
+_ESCO_QUALIFIED = re.compile(r"^(?P<name>[^()]+?)\s*\((?P<kind>[^()]+)\)$")
 # A label starting with a function word is a fragment of a longer ESCO label ("and procedures").
 _FRAGMENT = re.compile(r"^(?:and|or|of|the|a|an|to|for|with|in|on|be)\s")
 
@@ -509,6 +513,20 @@ class Builder:
             if not self.label_ok(alias, trusted=trusted):
                 continue
             self._claim(a, alias, owner_key)
+        return skill
+
+    def add_unlabelled(self, name: str, group: str, aliases: Iterable[str], source: str) -> Skill | None:
+        """A skill found by its aliases only: its name stays its name but is not matched in text."""
+        key = norm(name)
+        labels = [a for a in aliases if norm(a) and norm(a) not in self.alias_owner and self.label_ok(a)]
+        if not labels or key in self.alias_owner:
+            return None
+        skill = self.skills.get(key)
+        if skill is None:
+            skill = self.skills[key] = Skill(name=name, group=group)
+        skill.sources.add(source)
+        for alias in labels:
+            self._claim(norm(alias), alias, key)
         return skill
 
     def _claim(self, a: str, surface: str, owner_key: str) -> None:
@@ -707,6 +725,16 @@ def build(data: Path) -> dict[str, object]:
             continue
         group = "soft_skill" if norm(pref) in transversal else "hard_skill"
         alts = [a.strip() for a in r["altLabels"].split("\n") if a.strip()]
+        qualified = _ESCO_QUALIFIED.match(pref)
+        if qualified:
+            # "SaaS (service-oriented modelling)", "GIMP (graphics editor software)": ESCO names a product
+            # with its kind in brackets; texts write the name alone.  A bracketed abbreviation
+            # ("project management methodology (PM²)") is another name of the same thing.
+            pref = qualified["name"]
+            if " " in qualified["kind"]:
+                group = "tool"
+            else:
+                alts.append(qualified["kind"])
         keep: list[str] = []
         # Competences are verb phrases ("manage musical staff"); long ones never occur verbatim in a CV and
         # only slow the matcher down.
@@ -729,7 +757,11 @@ def build(data: Path) -> dict[str, object]:
                     b.dropped["esco_single_alt"] += 1
                     continue
             keep.append(a)
-        b.add(pref, group, keep, "esco")
+        if b.add(pref, group, keep, "esco") is None:
+            # A preferred label that is no label for the matcher ("resuscitation" and "physics" are ordinary
+            # English here) used to take its alternates down with it ("cardiopulmonary resuscitation",
+            # "CPR"): the skill keeps its name and is found by those.
+            b.add_unlabelled(pref, group, keep, "esco")
 
     # 5. Occupations: O*NET (titles, sectors, related) then ESCO labels merged or added.
     occupations: dict[str, Occupation] = {}
@@ -829,7 +861,9 @@ def build(data: Path) -> dict[str, object]:
         ctx_by_key: dict[str, set[str]] = defaultdict(set)
         for form in ctx:
             ctx_by_key[norm(form)].update((form, form.upper(), form.title()))
-        for key in (norm(s.name), *aliases):
+        # A skill added by add_unlabelled is not found by its name.
+        named = [norm(s.name)] if norm(s.name) in s.aliases else []
+        for key in (*named, *aliases):
             if key in surface_index:
                 continue
             surface_index[key] = len(surface_keys)

@@ -105,6 +105,48 @@ def test_ambiguous_words_in_skill_context(engine, text, expected):
     assert expected <= found, found
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Fluent in Danish and English, written and spoken", {"Danish", "English"}),
+        ("Excellent English communication skills", {"English"}),
+        ("Languages\nGerman", {"German"}),
+        ("Appointed under the rules for Academic Staff at Danish Universities", set()),
+        ("Please send your application in English before 1 May", set()),
+    ],
+)
+def test_language_names_count_only_as_languages(engine, text, expected):
+    found = {name for _s, _e, _id, name in engine.find_skills(text)}
+    assert found & {"Danish", "English", "German"} == expected
+
+
+def test_spelling_variants_of_labels(engine):
+    text = "Technologies: java spring-boot amazon-web-services\nBuilt web applications on relational databases"
+    found = {(text[s:e], name) for s, e, _id, name in engine.find_skills(text)}
+    assert ("spring-boot", "Spring") in found
+    assert ("amazon-web-services", "Amazon Web Services") in found
+    assert ("web applications", "Web application software") in found
+    assert ("relational databases", "Relational database software") in found
+
+
+def test_less_than_is_not_the_css_language(engine):
+    text = "Skills\nC++ (Less than 1 year), Java (Less than 1 year), LESS, Sass"
+    found = [text[s:e] for s, e, _id, name in engine.find_skills(text) if name == "LESS"]
+    assert found == ["LESS"]
+
+
+def test_taxonomy_keeps_esco_alternates_and_product_names(engine):
+    tax = engine.taxonomy
+    # ESCO's "resuscitation" is ordinary English to the build, but its alternates are good labels.
+    assert tax.lookup_skill("resuscitation") is None
+    assert tax.lookup_skill("cardiopulmonary resuscitation").name == "resuscitation"
+    # "GIMP (graphics editor software)" is written "GIMP".
+    assert tax.lookup_skill("GIMP").name == "GIMP"
+    assert tax.lookup_skill("SaaS").name == "SaaS"
+    # ... and "Scratch (computer programming)" is an ordinary word that needs a skill context.
+    assert "Scratch" not in {name for _s, _e, _id, name in engine.find_skills("Rebuilt the app from scratch in Java")}
+
+
 def test_synonyms_resolve_to_one_skill(engine):
     found = {(name) for _s, _e, _id, name in engine.find_skills("Stack: JS, k8s, MS Excel, Postgres, NodeJS")}
     assert {"JavaScript", "Kubernetes", "Microsoft Excel", "PostgreSQL", "Node.js"} <= found

@@ -174,6 +174,40 @@ def test_dict_matcher_first_surface_wins() -> None:
     assert [tax.skills[tax.surface_skill(i)].name for _s, _e, i in hits] == ["Kubernetes"]
 
 
+def test_variant_scan_reads_hyphens_spacing_plurals_and_gerunds() -> None:
+    tax = tiny_taxonomy(
+        {
+            "Spring": ["spring boot"],
+            "AWS": ["amazon web services"],
+            "Web apps": ["web application"],
+            "Scikit": ["scikit-learn"],
+            "Budgets": ["manage budgets"],
+            "Political science": ["political science"],
+            "Scholar": ["scholar"],
+            "Manage": ["manage"],
+        }
+    )
+    text = (
+        "java spring-boot amazon-web-services; web applications; scikit-learn\n"
+        "Managing budgets, Political  Science, political\nscience, managing scholars"
+    )
+
+    def found(variants: bool) -> set[tuple[str, str]]:
+        hits = tax.iter_skill_hits(text.lower(), variants=variants)
+        return {(text[s:e], tax.skills[tax.surface_skill(i)].name) for s, e, i in hits}
+
+    exact = found(False)
+    assert exact == {("scikit-learn", "Scikit")}  # the plain dictionary: labels as written only
+    assert found(True) == {
+        ("spring-boot", "Spring"),
+        ("amazon-web-services", "AWS"),
+        ("web applications", "Web apps"),
+        ("scikit-learn", "Scikit"),
+        ("Managing budgets", "Budgets"),
+        ("Political  Science", "Political science"),
+    }  # never across a line break; an inflected word alone is nothing; a single word's plural is not read
+
+
 def test_pipeline_without_tokenizer_finds_the_same(engine: MatchEngine) -> None:
     text = (
         "Backend Engineer\n\nExperience\nShipfast, Jan 2020 - Present\n"
@@ -194,6 +228,15 @@ def test_pipeline_without_tokenizer_finds_the_same(engine: MatchEngine) -> None:
         ("An excellent command of PowerPoint Excel and English is a must", "Excel", True),
         ("You excel at bridging customer needs and delivery with Python", "excel", False),
         ("We go beyond the ad with Python and Docker", "go", False),
+        ("Strong programming skills in Python and R or equivalents", "R", True),
+        ("Python or Go are ideal", "Go", True),
+        ("Jira GIT Gerrit Eclipse and Jenkins", "Eclipse", True),
+        # An ambiguous word accepted in a list vouches for the next one: Puppet is beside Bamboo only.
+        ("build automation tools ( Bitbucket Bamboo Puppet ) as well", "Puppet", True),
+        ("modern stack: C C++17/20 Rust Go Kubernetes Docker", "Rust", True),
+        ("Experience building JS based web applications", "JS", True),
+        ("Reported on R and D spending", "R", False),
+        ("Go and see what Python can do", "Go", False),
     ],
 )
 def test_ambiguous_word_right_beside_a_skill(engine: MatchEngine, text: str, word: str, expected: bool) -> None:

@@ -14,8 +14,8 @@ import threading
 from datetime import date
 from pathlib import Path
 
-from .extract import Extractor
-from .pipeline import annotate, build_pipeline
+from .extract import Extractor, language_in_context
+from .pipeline import annotate, build_pipeline, line_at
 from .scoring import SCORING_VERSION, score_match
 from .taxonomy import Taxonomy
 from .types import (
@@ -88,11 +88,18 @@ class MatchEngine:
         return self._extractor.candidate(doc, self.version)
 
     def find_skills(self, text: str) -> list[tuple[int, int, str, str]]:
-        """Skill mentions in ``text`` as (start, end, skill id, canonical name), after the context rules."""
-        doc = annotate(self._nlp, _clean(text), self._ref_date())
+        """Skill mentions in ``text`` as (start, end, skill id, canonical name), after the context rules.
+
+        A language name counts only where the profiles count it (see ``language_in_context``).
+        """
+        cleaned = _clean(text)
+        doc = annotate(self._nlp, cleaned, self._ref_date())
+        lines = doc._.cvm_lines
         out = []
         for start, end, sidx in doc._.cvm_skills:
-            entry = self.taxonomy.skills[self.taxonomy.surfaces[sidx].skill]
+            entry = self.taxonomy.skills[self.taxonomy.surface_skill(sidx)]
+            if entry.group == "language" and not language_in_context(cleaned, lines[line_at(lines, start)]):
+                continue
             out.append((start, end, entry.id, entry.name))
         return out
 

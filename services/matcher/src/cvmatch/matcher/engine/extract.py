@@ -94,9 +94,12 @@ _PREFERRED_CUE = re.compile(
     re.I,
 )
 _REQUIRED_CUE = re.compile(r"\b(?:must|required|requires|mandatory|essential|minimum|at least)\b", re.I)
+# A language name counts as a language someone speaks (or a job needs) only on a line that says so:
+# "Danish Universities", "apply in English" and "free German classes" are not language skills.
 _LANGUAGE_CUE = re.compile(
-    r"\b(?:fluent|fluency|native|bilingual|proficien|speak|spoken|written|language"
-    r"|conversational|mother tongue|[abc][12]\b|intermediate|advanced|business level)",
+    r"\b(?:fluent|fluency|native|bilingual|proficien|speak|spoken|written|writing|language"
+    r"|conversational|mother tongue|[abc][12]\b|intermediate|advanced|business level|oral|verbal"
+    r"|communicat|command of|skills?\b)",
     re.I,
 )
 _TITLE_PREFIX = re.compile(r"^\s*(?:job\s+title|position|role|title|vacancy|job)\s*[:\-–]\s*", re.I)
@@ -165,6 +168,11 @@ def _snippet(text: str, start: int, end: int) -> str:
 
 def _section_of(line: Line) -> str:
     return line.inline or line.section
+
+
+def language_in_context(text: str, line: Line) -> bool:
+    """Whether a language name on ``line`` is a language skill: a languages section or a cue on the line."""
+    return _section_of(line) == "languages" or bool(_LANGUAGE_CUE.search(text[line.start : line.end]))
 
 
 def detect_seniority(titles: list[str], years: float | None) -> str | None:
@@ -438,11 +446,7 @@ class Extractor:
         return Role(stripped, None, None, None, start, start + len(stripped), 0.0, True)
 
     def _language_ok(self, text: str, lines: list[Line], a: _SkillAcc) -> bool:
-        for m in a.mentions:
-            line = lines[line_at(lines, m.start)]
-            if m.section == "languages" or _LANGUAGE_CUE.search(text[line.start : line.end]):
-                return True
-        return False
+        return any(language_in_context(text, lines[line_at(lines, m.start)]) for m in a.mentions)
 
     def _blocks(self, doc: Doc, lines: list[Line]) -> list[_Block]:
         """Dated jobs: each date range in the work history and the text up to the next one."""
@@ -774,4 +778,4 @@ def _sectors(roles: list[Role]) -> list[str]:
     return sorted(weight, key=lambda s: (-weight[s], first[s]))
 
 
-__all__ = ["Extractor", "detect_seniority", "find_degrees", "find_phrase", "merge_intervals"]
+__all__ = ["Extractor", "detect_seniority", "find_degrees", "find_phrase", "language_in_context", "merge_intervals"]

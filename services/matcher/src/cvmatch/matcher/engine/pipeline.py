@@ -256,9 +256,10 @@ _CUE_BEFORE = re.compile(
 )
 _CUE_AFTER = re.compile(
     r"^\s*(?:programming|language|lang\b|developer|engineer|code|services|microservices|modules|apps?"
-    r"|applications|framework|scripts?|spreadsheets?|workbooks?|macros|pivot|vlookup|formulas|stack)",
+    r"|applications|framework|scripts?|spreadsheets?|workbooks?|macros|pivot|vlookup|formulas|stack"
+    r"|-?\s*based\b)",
 )
-_NEG_AFTER = re.compile(r"^\s+(?:at|to|through|ahead|back|beyond|out|into|for|on|over|the|a|an|of)\b")
+_NEG_AFTER = re.compile(r"^\s+(?:at|to|through|ahead|back|beyond|out|into|for|on|over|the|a|an|of|than)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +344,7 @@ class SkillComponent:
         text = doc_text(doc)
         folded = fold(text)
         lines: list[Line] = doc._.cvm_lines
-        raw_hits = tax.iter_skill_hits(folded)
+        raw_hits = tax.iter_skill_hits(folded, variants=True)
         # Hits inside e-mail addresses and URLs are never skills ("john.go@...", "github.com/r").
         raw_hits = [h for h in raw_hits if not _in_address(text, h[0], h[1])]
         case_forms_of = tax.surface_case_forms
@@ -358,11 +359,26 @@ class SkillComponent:
                 plain_ends.add(end)
         plain = (plain_starts, plain_ends)
         accepted: list[tuple[int, int, int]] = []
+        vouched: list[tuple[int, int, int]] = []
+        pending: list[tuple[int, int, int]] = []
         for start, end, sidx in raw_hits:
             case_forms = case_forms_of(sidx)
-            if case_forms and not self._in_context(text, folded, lines, plain_lines, plain, start, end, case_forms):
-                continue
-            accepted.append((start, end, sidx))
+            if not case_forms:
+                accepted.append((start, end, sidx))
+            elif self._in_context(text, folded, lines, plain_lines, plain, start, end, case_forms):
+                accepted.append((start, end, sidx))
+                vouched.append((start, end, sidx))
+            elif text[start:end] in case_forms:
+                pending.append((start, end, sidx))
+        # An ambiguous word accepted in context vouches for its neighbours in the same list: "Bitbucket
+        # Bamboo Puppet", "C++17 Rust Go Kubernetes", "Meteor or React or AngularJS".
+        while vouched and pending:
+            plain_starts.update(h[0] for h in vouched)
+            plain_ends.update(h[1] for h in vouched)
+            vouched = [h for h in pending if _beside_skill(text, folded, h[0], h[1], plain)]
+            if vouched:
+                pending = [h for h in pending if h not in vouched]
+                accepted += vouched
         # Longest match wins where hits overlap ("Spring Boot" over "Spring", "C++" over "C").
         accepted.sort(key=lambda h: (h[0], -(h[1] - h[0])))
         result: list[tuple[int, int, int]] = []
@@ -390,10 +406,10 @@ class SkillComponent:
     ) -> bool:
         if text[start:end] not in case_forms:
             return False
-        if _next_to_skill(text, start, end, plain):
+        if _next_to_skill(folded, start, end, plain):
             # "PHP React jQuery", "Python/Perl/Go for ...", "PowerPoint Excel": a skill right beside it wins
             # over a prose reading of the next word.
-            return not (end - start == 1 and end + 1 < len(text) and text[end] in "-&'." and text[end + 1].isalnum())
+            return _whole_word(text, start, end)
         li = line_at(lines, start)
         line = lines[li]
         after = folded[end : min(line.end, end + 30)]
@@ -420,24 +436,60 @@ class SkillComponent:
 
 
 _JOINERS = " \t,/&+|"
+# Coordinating words that join the items of a list as punctuation does: "Python and R", "Python or Go".
+_CONJUNCTIONS = ("and", "or", "and/or")
 
 
-def _next_to_skill(text: str, start: int, end: int, plain: tuple[set[int], set[int]]) -> bool:
+def _next_to_skill(folded: str, start: int, end: int, plain: tuple[set[int], set[int]]) -> bool:
     """Whether an unambiguous skill hit ends just before ``start`` or starts just after ``end``.
 
-    Only spaces and list punctuation (at most three characters) may separate them: "Python/Perl/Go",
-    "PHP React jQuery".  Prose words in between ("excel at Python") break the adjacency.
+    Only spaces, list punctuation (at most three characters) and one coordinating "and" / "or" may
+    separate them: "Python/Perl/Go", "PHP React jQuery", "Python or Go".  Prose words in between
+    ("excel at Python") break the adjacency.
     """
     plain_starts, plain_ends = plain
-    i = start
-    while i > 0 and start - i < 3 and text[i - 1] in _JOINERS:
-        i -= 1
+    i = _skip_joiners_back(folded, start)
     if i < start and i in plain_ends:
         return True
-    j = end
-    while j < len(text) and j - end < 3 and text[j] in _JOINERS:
-        j += 1
+    j = _skip_joiners(folded, end)
     return j > end and j in plain_starts
+
+
+def _skip_joiners(folded: str, pos: int) -> int:
+    j = pos
+    while j < len(folded) and j - pos < 3 and folded[j] in _JOINERS:
+        j += 1
+    if j > pos:
+        for word in _CONJUNCTIONS:
+            k = j + len(word)
+            if folded.startswith(word, j) and k < len(folded) and folded[k] in " \t":
+                while k < len(folded) and folded[k] in " \t":
+                    k += 1
+                return k
+    return j
+
+
+def _skip_joiners_back(folded: str, pos: int) -> int:
+    i = pos
+    while i > 0 and pos - i < 3 and folded[i - 1] in _JOINERS:
+        i -= 1
+    if i < pos:
+        for word in _CONJUNCTIONS:
+            k = i - len(word)
+            if k > 0 and folded.startswith(word, k) and folded[k - 1] in " \t,":
+                while k > 0 and folded[k - 1] in " \t":
+                    k -= 1
+                return k
+    return i
+
+
+def _whole_word(text: str, start: int, end: int) -> bool:
+    """False for a single letter glued to more by "-&'." ("C-level", "R&D", "C.Smith"): not the language."""
+    return not (end - start == 1 and end + 1 < len(text) and text[end] in "-&'." and text[end + 1].isalnum())
+
+
+def _beside_skill(text: str, folded: str, start: int, end: int, anchors: tuple[set[int], set[int]]) -> bool:
+    return _next_to_skill(folded, start, end, anchors) and _whole_word(text, start, end)
 
 
 def _in_address(text: str, start: int, end: int) -> bool:
