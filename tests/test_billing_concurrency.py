@@ -357,8 +357,9 @@ async def test_a_settlement_sent_again_gives_back_nothing_more(harness: Harness)
 async def test_close_returns_promptly_after_a_slot_was_freed() -> None:
     # Nothing listens there: close() must not wait on billing, nor on its own housekeeping loop (woken
     # by a freed slot just before it is cancelled).
-    auth = Authenticator(grpc.aio.insecure_channel("127.0.0.1:9"), cache_seconds=1.0)
+    channel = grpc.aio.insecure_channel("127.0.0.1:9")
     for steps in range(4):
+        auth = Authenticator(channel, cache_seconds=1.0)
         auth._start()
         await asyncio.sleep(0.01)
         auth._wake_flusher()
@@ -366,5 +367,4 @@ async def test_close_returns_promptly_after_a_slot_was_freed() -> None:
             await asyncio.sleep(0)
         async with asyncio.timeout(15):
             await auth.close()
-        auth._closed = False
-        auth._tasks = []
+    await channel.close()

@@ -45,60 +45,8 @@ from cvmatch.platform.db import migrate
 from cvmatch.platform.events import cloudevent_headers, ensure_streams
 from cvmatch.platform.server import serve
 from cvmatch.platform.settings import Env
+from cvmatch.testing.filegen import BACKEND_JD, long_cv_text
 from cvmatch.testing.servers import Nats, Postgres, free_port
-
-JD = """Senior Backend Engineer
-
-Requirements
-- 5+ years of professional software development experience
-- Python, PostgreSQL, Docker, Kubernetes, AWS
-- Bachelor's degree in Computer Science or related field
-
-Nice to have
-- GraphQL, Kafka, React
-"""
-SKILLS = [
-    "Python",
-    "Go",
-    "Java",
-    "PostgreSQL",
-    "MySQL",
-    "Docker",
-    "Kubernetes",
-    "AWS",
-    "Azure",
-    "Terraform",
-    "React",
-    "TypeScript",
-    "Kafka",
-    "Redis",
-    "GraphQL",
-    "Linux",
-    "Git",
-    "Jenkins",
-    "SQL",
-    "Django",
-]
-FILLER = (
-    "delivered features with the team reviewed code wrote documentation improved reliability and latency "
-    "mentored engineers planned sprints with product managers and handled on-call duties"
-).split()
-TITLES = ["Software Engineer", "Backend Developer", "Data Engineer", "DevOps Engineer"]
-
-
-def make_cv(rng: random.Random, words: int = 700) -> str:
-    """A CV of about ``words`` words with dated jobs, skills in work history, education and a skills list."""
-    lines = ["Candidate Name", rng.choice(TITLES), "", "Experience"]
-    year = 2024
-    while sum(len(x.split()) for x in lines) < words - 40:
-        start = year - rng.randint(1, 4)
-        lines += [f"{rng.choice(TITLES)}, Company {rng.randint(1, 99)}", f"Jan {start} - Dec {year}"]
-        for _ in range(6):
-            lines.append("- " + " ".join([*rng.sample(FILLER, 12), "using", *rng.sample(SKILLS, 2)]))
-        lines.append("")
-        year = start - 1
-    lines += ["Education", "BSc in Computer Science, 2008 - 2012", "", "Skills", ", ".join(rng.sample(SKILLS, 10))]
-    return "\n".join(lines)
 
 
 class Ingest(ingest_grpc.IngestServiceServicer):
@@ -131,10 +79,10 @@ def pct(values: list[float], q: float) -> float:
 async def run(n: int, concurrency: int, workers: int, pg: Postgres, nats_server: Nats) -> None:
     rng = random.Random(7)
     batch = str(uuid.uuid4())
-    texts = {str(uuid.uuid4()): make_cv(rng) for _ in range(n)}
+    texts = {str(uuid.uuid4()): long_cv_text(rng) for _ in range(n)}
     words = statistics.mean(len(t.split()) for t in texts.values())
     ingest_server = grpc.aio.server()
-    ingest_grpc.add_IngestServiceServicer_to_server(Ingest(JD, texts), ingest_server)  # type: ignore[abstract]
+    ingest_grpc.add_IngestServiceServicer_to_server(Ingest(BACKEND_JD, texts), ingest_server)  # type: ignore[abstract]
     ingest_port = ingest_server.add_insecure_port("127.0.0.1:0")
     await ingest_server.start()
     port = free_port()

@@ -19,43 +19,7 @@ import time
 import psutil
 
 from cvmatch.matcher.engine import MatchEngine
-
-JD = """Senior Backend Engineer
-
-Responsibilities
-- Design, build and operate REST APIs and microservices in Python and Go
-- Run services on Kubernetes in AWS; automate infrastructure with Terraform
-
-Requirements
-- 5+ years of professional software development experience
-- Python, PostgreSQL, Docker, Kubernetes, AWS
-- Bachelor's degree in Computer Science or related field
-
-Nice to have
-- GraphQL, Kafka, React
-"""
-SKILLS = ["Python", "Go", "Java", "PostgreSQL", "MySQL", "Docker", "Kubernetes", "AWS", "Azure", "Terraform",
-          "React", "TypeScript", "Node.js", "Kafka", "Redis", "GraphQL", "Linux", "Git", "Jenkins", "Excel",
-          "Tableau", "SQL", "Spark", "Airflow", "Django", "Flask", "Scala", "C++", "Agile", "Scrum"]
-FILLER = ("delivered features with the team, reviewed code, wrote documentation, improved reliability and "
-          "latency, mentored engineers, planned sprints with product managers and handled on-call duties").split()
-TITLES = ["Software Engineer", "Backend Developer", "Data Engineer", "Senior Software Engineer", "DevOps Engineer"]
-
-
-def make_cv(rng: random.Random, words: int = 700) -> str:
-    lines = ["Candidate Name", rng.choice(TITLES), "", "Summary",
-             "Engineer with experience in " + ", ".join(rng.sample(SKILLS, 4)) + ".", "", "Experience"]
-    year = 2024
-    while sum(len(x.split()) for x in lines) < words - 60:
-        start = year - rng.randint(1, 4)
-        lines += [f"{rng.choice(TITLES)}, Company {rng.randint(1, 99)}", f"Jan {start} - Dec {year}"]
-        for _ in range(6):
-            bullet = [*rng.sample(FILLER, 12), "using", *rng.sample(SKILLS, 2)]
-            lines.append("- " + " ".join(bullet))
-        lines.append("")
-        year = start - 1
-    lines += ["Education", "BSc in Computer Science, 2010 - 2014", "", "Skills", ", ".join(rng.sample(SKILLS, 12))]
-    return "\n".join(lines)
+from cvmatch.testing.filegen import BACKEND_JD, long_cv_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     t0, c0 = time.perf_counter(), time.process_time()
     engine = MatchEngine.load()
     load_s, load_cpu = time.perf_counter() - t0, time.process_time() - c0
-    job = engine.parse_job(JD)
+    job = engine.parse_job(BACKEND_JD)
     rng = random.Random(42)
-    cvs = [make_cv(rng) for _ in range(args.n)]
+    cvs = [long_cv_text(rng) for _ in range(args.n)]
     mean_words = sum(len(c.split()) for c in cvs) / len(cvs)
     for cv in cvs[:10]:  # warm-up
         engine.score(job, engine.parse_candidate(cv))

@@ -50,6 +50,7 @@ DECLARE
     v_retry    integer := 0;
     v_refused  text := '';
     v_granted  integer := 0;
+    v_settled  boolean := false;
     v_grant_id bigint := 0;
     v_slots    integer := 0;
     v_back     integer;
@@ -106,6 +107,7 @@ BEGIN
             UPDATE rate_limit_log l SET cost = l.cost - v_back WHERE l.id = p_return_ids[i];
         END IF;
         v_used := greatest(v_used - v_back, 0);
+        v_settled := true;
         IF (v_at AT TIME ZONE 'UTC')::date = v_today THEN
             v_count := greatest(v_count - v_back, 0);
         END IF;
@@ -163,10 +165,14 @@ BEGIN
         v_used := v_used + v_granted;
         v_count := v_count + v_granted;
     END IF;
-    UPDATE rate_limit_state
-       SET day = v_today, day_count = v_count, minute_used = v_used,
-           last_at = CASE WHEN v_granted > 0 THEN v_now ELSE last_at END
-     WHERE key_id = p_key;
+    -- Refusals and slot-only calls change nothing here: no write for them (a refused client retrying
+    -- in a loop would otherwise write the row on every try).
+    IF v_granted > 0 OR v_gone > 0 OR v_settled THEN
+        UPDATE rate_limit_state
+           SET day = v_today, day_count = v_count, minute_used = v_used,
+               last_at = CASE WHEN v_granted > 0 THEN v_now ELSE last_at END
+         WHERE key_id = p_key;
+    END IF;
 
     IF v_refused = 'day' THEN
         v_left := greatest(v_rpd - v_count, 0);

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 import struct
 import zipfile
 import zlib
@@ -26,6 +27,54 @@ def cv_lines(name: str = "Jane Doe", *, n_jobs: int = 3) -> list[str]:
             lines.append(f"• Built and operated {skill} services for millions of users.")
     lines += ["", "Skills", ", ".join(SKILLS), "", "Education", "MSc Computer Science, Example University"]
     return lines
+
+
+# ---------------------------------------------------------------------------------------------- text
+
+# The job description and CVs the matcher benchmarks score (generated, varied, no personal data).
+BACKEND_JD = """Senior Backend Engineer
+
+Responsibilities
+- Design, build and operate REST APIs and microservices in Python and Go
+- Run services on Kubernetes in AWS; automate infrastructure with Terraform
+
+Requirements
+- 5+ years of professional software development experience
+- Python, PostgreSQL, Docker, Kubernetes, AWS
+- Bachelor's degree in Computer Science or related field
+
+Nice to have
+- GraphQL, Kafka, React
+"""
+_LONG_CV_SKILLS = ["Python", "Go", "Java", "PostgreSQL", "MySQL", "Docker", "Kubernetes", "AWS", "Azure",
+                   "Terraform", "React", "TypeScript", "Node.js", "Kafka", "Redis", "GraphQL", "Linux", "Git",
+                   "Jenkins", "Excel", "Tableau", "SQL", "Spark", "Airflow", "Django", "Flask", "Scala", "C++",
+                   "Agile", "Scrum"]
+_LONG_CV_FILLER = ("delivered features with the team, reviewed code, wrote documentation, improved reliability and "
+                   "latency, mentored engineers, planned sprints with product managers and handled on-call "
+                   "duties").split()
+_LONG_CV_TITLES = ["Software Engineer", "Backend Developer", "Data Engineer", "Senior Software Engineer",
+                   "DevOps Engineer"]
+
+
+def long_cv_text(rng: random.Random, words: int = 700) -> str:
+    """A CV of about ``words`` words (the matcher benchmarks' 700-word CVs): dated jobs with skills in their
+    bullets, education and a skills list, drawn from ``rng``."""
+    lines = ["Candidate Name", rng.choice(_LONG_CV_TITLES), "", "Summary",
+             "Engineer with experience in " + ", ".join(rng.sample(_LONG_CV_SKILLS, 4)) + ".", "", "Experience"]
+    year = 2024
+    while sum(len(x.split()) for x in lines) < words - 60:
+        start = year - rng.randint(1, 4)
+        lines += [f"{rng.choice(_LONG_CV_TITLES)}, Company {rng.randint(1, 99)}", f"Jan {start} - Dec {year}"]
+        for _ in range(6):
+            bullet = [*rng.sample(_LONG_CV_FILLER, 12), "using", *rng.sample(_LONG_CV_SKILLS, 2)]
+            lines.append("- " + " ".join(bullet))
+        lines.append("")
+        year = start - 1
+    lines += ["Education", "BSc in Computer Science, 2010 - 2014", "", "Skills",
+              ", ".join(rng.sample(_LONG_CV_SKILLS, 12))]
+    return "\n".join(lines)
+
 
 
 # ---------------------------------------------------------------------------------------------- PDF

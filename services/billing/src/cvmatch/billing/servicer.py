@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from cvmatch.api.billing.v1 import account_pb2, billing_service_pb2_grpc
 from cvmatch.api.billing.v1 import billing_service_pb2 as pb
@@ -14,6 +13,7 @@ from cvmatch.billing import domain
 from cvmatch.billing.domain import Plan
 from cvmatch.billing.repository import Repository
 from cvmatch.platform import errors
+from cvmatch.platform.timestamps import timestamp
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
@@ -40,14 +40,6 @@ MAX_NAME = 200
 MAX_ID = 200
 
 
-def _ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def _plan(value: int, *, default: Plan | None = None) -> Plan:
     if value == account_pb2.PLAN_UNSPECIFIED and default is not None:
         return default
@@ -66,14 +58,15 @@ def _limits(limits: domain.PlanLimits) -> account_pb2.PlanLimits:
 def account_proto(a: domain.Account) -> account_pb2.Account:
     """The wire form of an account."""
     return account_pb2.Account(account_id=a.account_id, name=a.name, plan=PLAN_TO_PROTO[a.plan],  # type: ignore[arg-type]
-                               limits=_limits(a.limits), create_time=_ts(a.created_at))
+                               limits=_limits(a.limits), create_time=timestamp(a.created_at))
 
 
 def key_proto(k: domain.ApiKey) -> account_pb2.ApiKey:
     """The wire form of a key (never its secret)."""
     return account_pb2.ApiKey(key_id=k.key_id, account_id=k.account_id, name=k.name, prefix=k.prefix,
-                              scopes=list(k.scopes), create_time=_ts(k.created_at), expire_time=_ts(k.expires_at),
-                              revoke_time=_ts(k.revoked_at), last_used_time=_ts(k.last_used_at))
+                              scopes=list(k.scopes), create_time=timestamp(k.created_at),
+                              expire_time=timestamp(k.expires_at), revoke_time=timestamp(k.revoked_at),
+                              last_used_time=timestamp(k.last_used_at))
 
 
 def _positive(value: int, field: str) -> int:
@@ -251,5 +244,5 @@ class BillingService(billing_service_pb2_grpc.BillingServiceServicer):
             account_pb2.LedgerEntry(entry_id=e.entry_id, account_id=e.account_id, kind=e.kind.value,
                                     amount=e.amount, batch_id=e.batch_id, candidate_id=e.candidate_id,
                                     note=_note(e),
-                                    create_time=_ts(e.created_at))
+                                    create_time=timestamp(e.created_at))
             for e in entries])

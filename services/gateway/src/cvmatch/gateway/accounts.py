@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from cvmatch.api.billing.v1 import account_pb2
 from cvmatch.api.billing.v1 import billing_service_pb2 as billing
@@ -69,9 +68,7 @@ class ApiKeysService(gw_grpc.ApiKeysServiceServicer):
                 when = when.replace(tzinfo=dt.UTC)
             if when <= dt.datetime.now(dt.UTC):
                 raise errors.invalid_input("'expires_at' must be in the future", "expires_at")
-            ts = timestamp_pb2.Timestamp()
-            ts.FromDatetime(when)
-            req.expire_time.CopyFrom(ts)
+            req.expire_time.FromDatetime(when)
         resp: billing.CreateApiKeyResponse = await self._billing.CreateApiKey(req)
         await send_headers(context, caller, 201)
         return gw.CreateApiKeyResponse(success=True, data=_key_data(resp.api_key, resp.secret),

@@ -17,8 +17,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf import timestamp_pb2
-
 from cvmatch.api.ingest.v1 import batch_pb2
 from cvmatch.api.ingest.v1 import events_pb2 as ingest_events
 from cvmatch.api.matcher.v1 import events_pb2 as matcher_events
@@ -26,6 +24,7 @@ from cvmatch.ingest.domain import ApiFlavor, Batch, CandidateState, InputType
 from cvmatch.platform.consumer import Subscription
 from cvmatch.platform.db import DbConnection
 from cvmatch.platform.events import Event
+from cvmatch.platform.timestamps import timestamp
 
 if TYPE_CHECKING:
     from cvmatch.ingest.repository import Repository
@@ -81,15 +80,6 @@ STATE_TO_PROTO: dict[CandidateState, int] = {
     CandidateState.ALREADY_MATCHED: batch_pb2.CANDIDATE_OUTCOME_ALREADY_MATCHED,
     CandidateState.SOURCE_ERROR: batch_pb2.CANDIDATE_OUTCOME_SOURCE_ERROR,
 }
-
-
-def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    """A protobuf timestamp, or None."""
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def batch_created(b: Batch) -> ingest_events.BatchCreated:

@@ -14,9 +14,10 @@ from cvmatch.ingest import domain, errors
 from cvmatch.ingest.admission import Admission
 from cvmatch.ingest.config import Settings
 from cvmatch.ingest.domain import ApiFlavor, Header, Upload
-from cvmatch.ingest.events import API_FLAVOR_TO_PROTO, INPUT_TYPE_TO_PROTO, STATE_TO_PROTO, timestamp
+from cvmatch.ingest.events import API_FLAVOR_TO_PROTO, INPUT_TYPE_TO_PROTO, STATE_TO_PROTO
 from cvmatch.ingest.extraction import ExtractionPool, Outcome
 from cvmatch.ingest.repository import Repository
+from cvmatch.platform.timestamps import timestamp
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 

@@ -180,7 +180,7 @@ class Matcher:
                 except NotInIngest as exc:
                     raise Unscorable(domain.INVALID_JOB_DESCRIPTION, str(exc)) from None
                 submitted = p.batch_create_time.ToDatetime(dt.UTC) if p.HasField("batch_create_time") else None
-                await self.repo.save_batch(conn, BatchJob(
+                batch = await self.repo.save_batch(conn, BatchJob(
                     p.batch_id,
                     p.account_id,
                     domain.content_sha256(fetched.text),
@@ -188,9 +188,6 @@ class Matcher:
                     fetched.requirements_json,
                     (submitted or dt.datetime.now(dt.UTC)).date(),
                 ))
-                # Read back: when candidates of a new batch race, the first one's record is the batch's.
-                batch = await self.repo.get_batch(p.batch_id, conn)
-                assert batch is not None
 
             async def job_text() -> str:
                 # Only needed when neither memory nor the table has the parsed job (e.g. a new engine).

@@ -126,11 +126,12 @@ class Repository:
             row["as_of"],
         )
 
-    async def save_batch(self, conn: Conn, batch: BatchJob) -> None:
-        """Records the batch's job description reference (first writer wins)."""
-        await conn.execute(
+    async def save_batch(self, conn: Conn, batch: BatchJob) -> BatchJob:
+        """Records the batch's job description reference (first writer wins) and returns the record that
+        won: when candidates of a new batch race, every one of them scores against the first's."""
+        row = await conn.fetchrow(
             """INSERT INTO batches (batch_id, account_id, job_sha256, job_id, requirements_json, as_of)
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING batch_id""",
             uuid.UUID(batch.batch_id),
             batch.account_id,
             batch.job_sha256,
@@ -138,6 +139,11 @@ class Repository:
             batch.requirements_json,
             batch.as_of,
         )
+        if row is not None:
+            return batch
+        stored = await self.get_batch(batch.batch_id, conn)
+        assert stored is not None  # the conflicting row is committed (the insert waited for it)
+        return stored
 
     async def batch_job_profile(self, batch_id: str) -> tuple[str, str] | None:
         """(job_title, job_summary) of the batch's job description, when it was parsed."""

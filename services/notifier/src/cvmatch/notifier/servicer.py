@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from cvmatch.api.notifier.v1 import notifier_service_pb2 as pb
 from cvmatch.api.notifier.v1 import notifier_service_pb2_grpc, webhook_pb2
@@ -20,25 +19,19 @@ from cvmatch.notifier.webhooks import (
     check_destination,
     generate_secret,
 )
+from cvmatch.platform.timestamps import timestamp
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 MAX_OVERLAP_SECONDS = 7 * 86400
 
 
-def _ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def endpoint_proto(e: domain.Endpoint) -> webhook_pb2.WebhookEndpoint:
     """The wire form of an endpoint (never its secret)."""
     return webhook_pb2.WebhookEndpoint(
         endpoint_id=str(e.endpoint_id), account_id=e.account_id, url=e.url, events=list(e.events),
-        enabled=e.enabled, description=e.description, create_time=_ts(e.created_at), update_time=_ts(e.updated_at),
+        enabled=e.enabled, description=e.description, create_time=timestamp(e.created_at),
+        update_time=timestamp(e.updated_at),
         batch_id=str(e.batch_id) if e.batch_id else "", disabled_reason=e.disabled_reason or "")
 
 
@@ -46,11 +39,11 @@ def delivery_proto(d: domain.Delivery) -> webhook_pb2.Delivery:
     """The wire form of a delivery and its attempt log."""
     return webhook_pb2.Delivery(
         delivery_id=str(d.delivery_id), endpoint_id=str(d.endpoint_id), event_id=d.message_id,
-        event_type=d.event_type, status=d.status, attempts=d.attempts, next_attempt_time=_ts(d.next_attempt_at),
-        create_time=_ts(d.created_at),
+        event_type=d.event_type, status=d.status, attempts=d.attempts, next_attempt_time=timestamp(d.next_attempt_at),
+        create_time=timestamp(d.created_at),
         attempt_log=[webhook_pb2.DeliveryAttempt(attempt=a.attempt, status_code=a.status_code or 0,
                                                  latency_ms=a.latency_ms, error=a.error or "",
-                                                 attempt_time=_ts(a.attempted_at)) for a in d.attempt_log])
+                                                 attempt_time=timestamp(a.attempted_at)) for a in d.attempt_log])
 
 
 def _account(value: int) -> int:
